@@ -1,0 +1,200 @@
+#pragma once
+// The job store: every statement hostq sends to PostgreSQL. One Store = one libpq connection,
+// used by one thread. Every statement is prepared once per connection; every time compared in
+// SQL is the database clock (now()), never the caller's.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hostq/error.hpp"
+#include "hostq/job.hpp"
+
+namespace hostq {
+
+enum class OnConflict { UseEarliest, Overwrite, Loose, Patient };
+enum class EnqueueResult { Inserted, Updated, Dropped };
+
+/// A job to enqueue. Defaults follow inst-jobs' Settings.
+struct NewJob {
+  std::string tag;
+  std::string payload;
+  std::string queue = "queue";
+  int priority = kNormalPriority;
+  std::optional<TimePoint> run_at;  ///< default: the database's now()
+  /// Relative run_at (from the database clock); used when run_at is empty.
+  std::optional<std::chrono::microseconds> run_in;
+  std::optional<std::string> strand;
+  std::optional<std::string> n_strand;  ///< "name" or "name/ext"; becomes the strand
+  std::optional<int> max_concurrent;    ///< with n_strand (default 1)
+  std::optional<std::string> singleton;
+  std::optional<OnConflict> on_conflict;  ///< only with singleton; default UseEarliest
+  std::optional<int> max_attempts;        ///< default 1 (inst-jobs' Settings.max_attempts)
+  std::optional<TimePoint> expires_at;
+  std::optional<std::string> source;
+};
+
+struct Enqueued {
+  JobId id = 0;  ///< 0 when dropped
+  EnqueueResult result = EnqueueResult::Inserted;
+};
+
+/// One batched reservation for the waiting workers of one worker config (inst-jobs §3.1).
+struct ReserveRequest {
+  std::vector<std::string> worker_names;  ///< FIFO: row 1 goes to names[0], …
+  std::string queue = "queue";
+  int min_priority = kMinPriority;
+  int max_priority = kMaxPriority;
+  int prefetch = 0;            ///< extra rows locked by prefetch_owner
+  std::string prefetch_owner;  ///< required when prefetch > 0
+  std::chrono::microseconds forced_latency{0};
+};
+
+struct ReserveResult {
+  /// (worker name, job), in the order of worker_names; fewer entries when fewer jobs exist.
+  std::vector<std::pair<std::string, Job>> assigned;
+  /// Jobs locked by the prefetch owner, in (priority, run_at, id) order.
+  std::vector<Job> prefetched;
+};
+
+/// A job id together with the locked_by the caller believes it has: every batched write is a
+/// compare-and-set on it.
+struct OwnedJob {
+  JobId id = 0;
+  std::string locked_by;
+};
+
+struct LockTransfer {
+  JobId id = 0;
+  std::string from;
+  std::string to;
+};
+
+/// Which jobs of a batch the statement applied to and which did not match (gone, or locked_by
+/// changed behind our back).
+struct BatchResult {
+  std::vector<JobId> applied;
+  std::vector<JobId> mismatched;
+};
+
+struct Failure {
+  JobId id = 0;
+  std::string locked_by;
+  std::string error;
+  /// Reschedule time instead of now + attempts^4 + 5 s.
+  std::optional<TimePoint> run_at;
+  /// false = inst-jobs' `:unlock` from on_failure: do not count this attempt.
+  bool count_attempt = true;
+  /// true = fail permanently now regardless of attempts (e.g. expired).
+  bool permanent = false;
+};
+
+enum class FailOutcome {
+  Rescheduled,        ///< back in the queue with attempts+1 and a later run_at
+  MovedToFailedJobs,  ///< permanent failure, row now in failed_jobs
+  Deleted,            ///< permanent failure, row deleted (configured)
+  Mismatch,           ///< not locked by the given locked_by (or gone): nothing done
+};
+
+struct FailResult {
+  JobId id = 0;
+  FailOutcome outcome = FailOutcome::Mismatch;
+  int attempts = 0;  ///< attempts after the failure
+};
+
+struct StoreOptions {
+  /// On permanent failure move the row to failed_jobs (default) or delete it (inst-jobs' default).
+  bool keep_failed_jobs = true;
+  int default_max_attempts = 1;
+  std::chrono::seconds stranded_run_at_grace{10};
+  /// Reconnect attempts with backoff on a lost connection before a DbError reaches the caller.
+  int reconnect_attempts = 5;
+  /// search_path to set on connect (tests give each case its own schema); empty = server default.
+  std::string schema;
+  std::string application_name = "hostq";
+};
+
+struct QueueCount {
+  std::string queue;
+  std::int64_t queued = 0;   ///< unlocked, runnable now
+  std::int64_t future = 0;   ///< unlocked, run_at later
+  std::int64_t blocked = 0;  ///< unlocked, not next in strand
+  std::int64_t running = 0;  ///< locked by a worker
+  std::int64_t prefetched = 0;
+  std::int64_t on_hold = 0;
+  std::int64_t failed = 0;
+};
+
+enum class ListFlavor { Current, Future, Running, Failed, Strand, Tag };
+
+class Store {
+ public:
+  /// Connects (libpq URL or key=value string; empty = libpq defaults). Throws DbError.
+  static std::unique_ptr<Store> connect(const std::string& url, StoreOptions options = {});
+  virtual ~Store() = default;
+
+  // --- schema -------------------------------------------------------------------------------
+  /// Creates or upgrades the schema; returns the number of migrations applied (0 = no-op).
+  /// Throws SchemaTooNewError, touching nothing, if the database is ahead of this binary.
+  virtual int migrate() = 0;
+  virtual int schemaVersion() = 0;       ///< 0 when the schema is absent
+  static int latestSchemaVersion();
+
+  // --- enqueue --------------------------------------------------------------------------------
+  virtual Enqueued enqueue(const NewJob& job) = 0;             ///< throws ValidationError
+  virtual std::vector<Enqueued> enqueueMany(std::span<const NewJob> jobs) = 0;  ///< one transaction
+  /// Fast path for many plain jobs (no strand/singleton): COPY. Returns the count inserted.
+  virtual std::size_t enqueueBulk(std::span<const NewJob> jobs) = 0;
+
+  // --- the hot path: one statement per batch ------------------------------------------------
+  virtual ReserveResult reserve(const ReserveRequest& request) = 0;
+  virtual BatchResult transferLocks(std::span<const LockTransfer> transfers) = 0;
+  virtual BatchResult complete(std::span<const OwnedJob> jobs) = 0;  ///< delete, CAS on locked_by
+  virtual BatchResult unlock(std::span<const OwnedJob> jobs) = 0;    ///< plain unlock, no attempt
+  virtual std::vector<FailResult> fail(std::span<const Failure> failures) = 0;
+
+  // --- recovery and maintenance --------------------------------------------------------------
+  /// Reschedules ("process died", an attempt) jobs locked by `host:pid` names of this host
+  /// whose pid is dead (or only `pid` if given). Returns the count handled.
+  virtual int unlockOrphanedJobs(const std::string& host, std::optional<int> pid = std::nullopt) = 0;
+  /// Reschedules jobs locked by exactly these names (the server knows they died).
+  virtual int rescheduleLockedBy(std::span<const std::string> names, const std::string& error) = 0;
+  /// Plain unlock of every job locked by `name` (a worker's cleanup, or `prefetch:HOST` at start).
+  virtual int clearLocks(const std::string& name) = 0;
+  /// Global purge of prefetch locks older than `older_than` under the advisory try-lock (§3.6).
+  /// Returns nullopt when another process holds the lock.
+  virtual std::optional<int> unlockOrphanedPrefetchedJobs(std::chrono::seconds older_than) = 0;
+  virtual int hold(std::span<const JobId> ids) = 0;
+  virtual int unhold(std::span<const JobId> ids) = 0;
+  /// Requeues a failed job (from failed_jobs); returns the new job's id.
+  virtual JobId requeueFailed(JobId failed_id) = 0;
+  virtual std::optional<Job> find(JobId id) = 0;
+  virtual std::optional<Job> findFailed(JobId original_or_failed_id) = 0;
+  virtual std::vector<Job> list(ListFlavor flavor, const std::string& queue_or_name, int limit = 100,
+                                int offset = 0) = 0;
+  virtual std::vector<QueueCount> counts() = 0;
+  /// True when no job is runnable now for this queue and priority range.
+  virtual bool hasRunnable(const std::string& queue, int min_priority, int max_priority) = 0;
+
+  // --- wake-ups --------------------------------------------------------------------------------
+  /// LISTEN on the channel that enqueue triggers NOTIFY (`hostq_jobs`).
+  virtual void listen() = 0;
+  /// Reads pending notifications without blocking; returns how many arrived.
+  virtual int drainNotifications() = 0;
+  /// The connection's socket, for an event loop to wait on. -1 if not connected.
+  virtual int socket() const = 0;
+
+  // --- plumbing --------------------------------------------------------------------------------
+  /// Runs a statement with no result rows of interest (tests, maintenance).
+  virtual void exec(const std::string& sql) = 0;
+  /// Statements sent since connect (for the statements-per-job figure).
+  virtual std::uint64_t statementsExecuted() const = 0;
+  /// Drops and re-establishes the connection (after a ConnectionLost error).
+  virtual void reconnect() = 0;
+  virtual bool connected() const = 0;
+};
+
+}  // namespace hostq
