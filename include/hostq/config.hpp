@@ -1,0 +1,75 @@
+#pragma once
+// Settings of a hostq deployment: what `hostq pool`, `hostq server` and `hostq worker` read from
+// the YAML file (in the spirit of inst-jobs' delayed_jobs.yml) and from their flags.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hostq/worker_config.hpp"
+
+namespace hostq {
+
+enum class Transport { Shm, Socket, Direct };
+
+const char* toString(Transport t) noexcept;
+/// "shm" | "socket" | "direct"; nullopt otherwise.
+std::optional<Transport> parseTransport(const std::string& s) noexcept;
+
+/// The server's settings (YAML key `server:`).
+struct ServerSettings {
+  std::string socket_path;  ///< empty = default (HOSTQ_SOCKET, else $XDG_RUNTIME_DIR or /tmp)
+  std::string hostname;     ///< empty = gethostname(); the host part of `host:pid` and `prefetch:host`
+  int fetch_batch_size = 5;        ///< inst-jobs: reserve fetch_batch_size × workers per group
+  int max_batch = 2000;            ///< upper bound of one reservation (the batch grows with backlog)
+  std::chrono::milliseconds prefetched_jobs_timeout{30'000};
+  std::chrono::milliseconds flush_delay{2};  ///< max delay before results are written
+  int flush_batch = 1000;                    ///< results that force a flush
+  std::chrono::milliseconds poll_interval{1000};  ///< safety-net poll when LISTEN says nothing
+  bool forced_latency = false;  ///< inst-jobs' idle-host latency (multi-host farms)
+  std::chrono::milliseconds forced_latency_amount{6000};
+  std::chrono::minutes orphan_purge_interval{15};
+  int max_workers = 256;  ///< shared-memory slots; more workers fall back to the socket
+  int max_connections = 4096;
+  std::uint32_t max_frame_bytes = 4u << 20;
+  std::chrono::milliseconds read_timeout{10'000};  ///< a started frame must finish within this
+  std::string allowed_group;                        ///< group allowed besides our uid; empty = none
+  bool keep_failed_jobs = true;  ///< permanent failures go to failed_jobs (else deleted)
+  int default_max_attempts = 1;
+  std::string idle_hook;  ///< command run on idle/busy transitions ($HOSTQ_IDLE=1|0); empty = none
+};
+
+/// One worker entry (YAML `workers:` list item, top-level keys merged in).
+struct WorkerSettings {
+  WorkerConfig config;  ///< queue, priorities, workers count, extra keys (the grouping key)
+  Transport transport = Transport::Shm;
+  std::int64_t max_job_count = 0;       ///< 0 = unlimited
+  std::int64_t memory_high_water = 0;   ///< bytes of RSS; 0 = none
+  bool builtin_handlers = false;        ///< hostq.noop/sleep/fail/crash/append
+};
+
+struct PoolSettings {
+  std::string database_url;  ///< empty = HOSTQ_DATABASE_URL, else libpq defaults
+  ServerSettings server;
+  std::vector<WorkerSettings> workers;
+  std::chrono::milliseconds slow_exit_timeout{20'000};
+  bool process_titles = true;
+};
+
+/// Loads and validates a YAML file; unknown keys and bad values throw ValidationError naming the
+/// key and the file. Top-level keys other than `server`, `workers`, `database_url`,
+/// `slow_exit_timeout` are defaults merged into each worker entry.
+PoolSettings loadPoolSettings(const std::string& path);
+/// The same from a YAML string (tests).
+PoolSettings parsePoolSettings(const std::string& yaml, const std::string& origin = "<string>");
+
+/// Resolves the socket path: explicit, else $HOSTQ_SOCKET, else $XDG_RUNTIME_DIR/hostq/hostq.sock,
+/// else /tmp/hostq-<uid>/hostq.sock.
+std::string resolveSocketPath(const std::string& explicit_path);
+/// Resolves the database URL: explicit, else $HOSTQ_DATABASE_URL, else "" (libpq defaults).
+std::string resolveDatabaseUrl(const std::string& explicit_url);
+/// gethostname(), or the override.
+std::string resolveHostname(const std::string& explicit_name);
+
+}  // namespace hostq
