@@ -1,0 +1,132 @@
+#pragma once
+// Byte layout of the shared segment. Plain structs only: no pointers, no virtuals, nothing that
+// owns memory, so the same bytes mean the same thing in every process whatever address it mapped
+// them at. docs/shm-layout.md documents every field (writer, memory order, invariant); change
+// that document and kLayoutVersion together with anything here.
+//
+// Trust: the server creates the segment and trusts nothing a worker can write. Every index and
+// length it reads from shm is range-checked before use (see spsc_ring.hpp), and the server keeps
+// its own copies of the indices it owns instead of reading them back.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace hostq::shm {
+
+inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
+/// Bump on any change of field order, width or meaning in this file.
+inline constexpr std::uint32_t kLayoutVersion = 1;
+
+/// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
+/// owned by one side must not share a pair with a word owned by the other (as Aeron pads).
+inline constexpr std::size_t kLinePair = 128;
+inline constexpr std::size_t kCacheLine = 64;
+
+inline constexpr std::uint32_t kRingCapacity = 32;  // records per direction per slot
+static_assert((kRingCapacity & (kRingCapacity - 1)) == 0, "index masking needs a power of two");
+
+inline constexpr std::size_t kRequestRecordSize = 256;
+inline constexpr std::size_t kReplyRecordSize = 1024;
+
+/// A fixed-size record: a length prefix and opaque bytes (encoded by src/protocol). The length
+/// is the only field shm interprets, and only to bound the copy.
+template <std::size_t Size>
+struct alignas(kCacheLine) Record {
+  static constexpr std::size_t kPayloadCapacity = Size - sizeof(std::uint32_t);
+  std::uint32_t length;  // written by the producer before it publishes the record
+  std::byte bytes[kPayloadCapacity];
+};
+using RequestRecord = Record<kRequestRecordSize>;
+using ReplyRecord = Record<kReplyRecordSize>;
+static_assert(sizeof(RequestRecord) == kRequestRecordSize);
+static_assert(sizeof(ReplyRecord) == kReplyRecordSize);
+
+inline constexpr std::size_t kRequestPayloadMax = RequestRecord::kPayloadCapacity;  // 252
+inline constexpr std::size_t kReplyPayloadMax = ReplyRecord::kPayloadCapacity;      // 1020
+
+/// One SPSC ring. Indices are free-running u32 counters (masked on access), so full and empty
+/// are distinguishable without a spare record and `tail - head` is the fill level; a value
+/// greater than Capacity can only come from a corrupt or hostile peer.
+template <class Rec, std::uint32_t Capacity>
+struct RingLayout {
+  using RecordType = Rec;
+  static constexpr std::uint32_t kCapacity = Capacity;
+  /// Producer's publish index. Also the consumer's futex word: it changes on every publish, so
+  /// a waiter that passes the value it last saw cannot miss a record (docs/wake-protocol.md).
+  alignas(kLinePair) std::atomic<std::uint32_t> tail;
+  /// Consumer's release index.
+  alignas(kLinePair) std::atomic<std::uint32_t> head;
+  alignas(kLinePair) Rec records[Capacity];
+};
+
+using RequestRing = RingLayout<RequestRecord, kRingCapacity>;  // worker -> server
+using ReplyRing = RingLayout<ReplyRecord, kRingCapacity>;      // server -> worker
+
+enum class SlotState : std::uint32_t { Free = 0, Active = 1 };
+
+struct SlotLayout {
+  // --- server-owned control pair: changes only in resetSlot/releaseSlot.
+  alignas(kLinePair) std::atomic<std::uint32_t> state;  // SlotState
+  std::atomic<std::int32_t> workerPid;                   // pid the slot was reset for
+  std::atomic<std::uint32_t> epoch;                      // +1 on every reset; diagnostic
+  // --- server-owned wake stamp: written only when the server must wake a sleeping worker.
+  alignas(kLinePair) std::atomic<std::uint64_t> replyPostNs;
+  // --- worker-owned pair: read by the server after every reply push.
+  alignas(kLinePair) std::atomic<std::uint32_t> workerSleeping;
+  std::atomic<std::uint32_t> workerSpinning;  // holds (or is about to hold) a spinner token
+  RequestRing requests;
+  ReplyRing replies;
+};
+
+struct SegmentHeader {
+  // --- immutable after create(); written before the fd leaves the server process.
+  alignas(kLinePair) std::uint64_t magic;
+  std::uint32_t layoutVersion;
+  std::uint32_t slotCapacity;
+  std::uint64_t generation;
+  std::uint64_t segmentSize;
+  std::int32_t serverPid;
+  std::uint32_t ringCapacity;
+  std::uint32_t requestRecordSize;
+  std::uint32_t replyRecordSize;
+  std::uint32_t slotSize;
+  std::uint32_t maxSpinners;  // worker spinners allowed at once (cores - 1)
+  // --- set once, by the server, when it stops serving this segment.
+  std::atomic<std::uint32_t> retired;
+  // --- server doorbell pair: workers RMW it to wake the server; the server futex-waits on it.
+  alignas(kLinePair) std::atomic<std::uint32_t> doorbell;
+  std::atomic<std::uint64_t> wakePostNs;  // when a worker last had to wake the server
+  // --- server-owned pair: read by every worker after every request push.
+  alignas(kLinePair) std::atomic<std::uint32_t> serverSleeping;
+  // --- shared spinner counter (workers RMW).
+  alignas(kLinePair) std::atomic<std::uint32_t> spinners;
+};
+
+/// Slot i starts at sizeof(SegmentHeader) + i * sizeof(SlotLayout).
+inline constexpr std::size_t segmentBytes(std::uint32_t slotCount) noexcept {
+  return sizeof(SegmentHeader) + std::size_t{slotCount} * sizeof(SlotLayout);
+}
+
+// The layout is an ABI between processes: pin it down.
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && sizeof(std::atomic<std::uint64_t>) == 8);
+static_assert(offsetof(RequestRing, tail) == 0);
+static_assert(offsetof(RequestRing, head) == 128);
+static_assert(offsetof(RequestRing, records) == 256);
+static_assert(sizeof(RequestRing) == 256 + 32 * 256);
+static_assert(sizeof(ReplyRing) == 256 + 32 * 1024);
+static_assert(offsetof(SlotLayout, state) == 0);
+static_assert(offsetof(SlotLayout, replyPostNs) == 128);
+static_assert(offsetof(SlotLayout, workerSleeping) == 256);
+static_assert(offsetof(SlotLayout, requests) == 384);
+static_assert(offsetof(SlotLayout, replies) == 384 + sizeof(RequestRing));
+static_assert(sizeof(SlotLayout) == 384 + sizeof(RequestRing) + sizeof(ReplyRing));
+static_assert(sizeof(SlotLayout) % kLinePair == 0);
+static_assert(offsetof(SegmentHeader, retired) < kLinePair);
+static_assert(offsetof(SegmentHeader, doorbell) == 128);
+static_assert(offsetof(SegmentHeader, serverSleeping) == 256);
+static_assert(offsetof(SegmentHeader, spinners) == 384);
+static_assert(sizeof(SegmentHeader) == 512);
+
+}  // namespace hostq::shm

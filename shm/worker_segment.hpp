@@ -1,0 +1,59 @@
+#pragma once
+// Worker side of the data plane: one slot of a segment received from the server as an fd.
+// One thread per WorkerSegment.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "shm/layout.hpp"
+#include "shm/result.hpp"
+#include "shm/wait_counters.hpp"
+
+namespace hostq::shm {
+
+class WorkerSegment {
+ public:
+  static constexpr std::chrono::milliseconds kSafetyNetWait{1000};
+
+  /// Maps the segment behind `fd` (not taken over: the caller may close it afterwards) and
+  /// validates it: size (fstat) >= header, magic, layout version, ring/record geometry, size ==
+  /// header geometry, generation == expectedGeneration, slot < capacity, slot Active and reset
+  /// for this pid.
+  static Result<WorkerSegment> attach(int fd, std::uint32_t slot,
+                                      std::uint64_t expectedGeneration) noexcept;
+
+  WorkerSegment(WorkerSegment&&) noexcept;
+  WorkerSegment& operator=(WorkerSegment&&) noexcept;
+  ~WorkerSegment();
+
+  /// Publishes a request; rings the server doorbell if the server announced it sleeps.
+  [[nodiscard]] PushResult pushRequest(std::span<const std::byte> payload) noexcept;
+  /// Copies the next reply into `out` (size it kReplyPayloadMax).
+  [[nodiscard]] PopResult popReply(std::span<std::byte> out, std::size_t& len) noexcept;
+  /// Returns Ready when a reply may be there, TimedOut, Interrupted (EINTR), or Closed (slot
+  /// released or segment retired). Spins first (adaptive budget) unless the server is asleep
+  /// or cores - 1 workers already spin, then sleeps on the reply ring's tail.
+  WaitOutcome waitForReply(std::chrono::nanoseconds timeout) noexcept;
+
+  /// True once this segment is no longer served: the server retired it, or the server process
+  /// that created it has exited (pidfd). Stop using it; re-register and attach the new one.
+  bool generationChanged() const noexcept;
+  /// True when the server released this slot, or generationChanged().
+  bool closed() const noexcept;
+
+  std::uint64_t generation() const noexcept;
+  std::uint32_t slot() const noexcept;
+  const WaitCounters& counters() const noexcept;
+  std::uint32_t spinBudget() const noexcept;
+
+ private:
+  struct Impl;
+  explicit WorkerSegment(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace hostq::shm
