@@ -247,6 +247,7 @@ WaitOutcome ServerSegment::waitForWork(std::chrono::nanoseconds timeout) noexcep
     h.serverSleeping.store(0, std::memory_order_relaxed);
     if (r == WaitResult::TimedOut) {
       ++m.counters.futexTimeouts;
+      if (m.anyPending()) ++m.counters.wakeMisses;
       continue;
     }
     if (r == WaitResult::Interrupted) {

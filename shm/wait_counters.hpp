@@ -12,6 +12,9 @@ struct WaitCounters {
   std::uint64_t futexWaits = 0;     ///< FUTEX_WAIT calls
   std::uint64_t futexWakes = 0;     ///< FUTEX_WAKE calls issued to the peer
   std::uint64_t futexTimeouts = 0;  ///< FUTEX_WAIT expiries (safety net or caller timeout)
+  /// FUTEX_WAIT expiries after which the re-check found work: a wake-up that should have come
+  /// and did not. Non-zero means a lost wake-up (or work posted within ~1 µs of the expiry).
+  std::uint64_t wakeMisses = 0;
   std::uint64_t interrupted = 0;    ///< EINTR returns
 };
 

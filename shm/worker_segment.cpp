@@ -178,6 +178,7 @@ WaitOutcome WorkerSegment::waitForReply(std::chrono::nanoseconds timeout) noexce
     l.workerSleeping.store(0, std::memory_order_relaxed);
     if (r == WaitResult::TimedOut) {
       ++m.counters.futexTimeouts;
+      if (m.replies.pending()) ++m.counters.wakeMisses;
       // A server killed with -9 never wakes us: the safety net is where we notice.
       if (m.serverGone()) return WaitOutcome::Closed;
       continue;
