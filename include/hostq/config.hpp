@@ -38,6 +38,9 @@ struct ServerSettings {
   bool keep_failed_jobs = true;  ///< permanent failures go to failed_jobs (else deleted)
   int default_max_attempts = 1;
   std::string idle_hook;  ///< command run on idle/busy transitions ($HOSTQ_IDLE=1|0); empty = none
+  /// After a restart, how long to wait for workers to reconnect and claim the jobs they hold
+  /// before releasing this host's stale prefetch locks (skipped when there are none).
+  std::chrono::milliseconds restart_grace{1500};
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).

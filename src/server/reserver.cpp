@@ -1,0 +1,678 @@
+#include "server/reserver.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+#include <unordered_set>
+
+namespace hostq::server {
+
+namespace {
+
+constexpr ClientId kNoClient = ~ClientId{0};
+
+std::uint64_t nanosSince(SteadyClock::time_point from, SteadyClock::time_point to) {
+  return to > from ? static_cast<std::uint64_t>(
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count())
+                   : 0;
+}
+
+TimePoint systemNow() {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace
+
+Reserver::Reserver(Store& store, const ServerSettings& settings, std::string host,
+                   ReserverSink& sink, ServerStats& stats)
+    : m_store(store),
+      m_settings(settings),
+      m_host(std::move(host)),
+      m_prefetchOwner("prefetch:" + m_host),
+      m_sink(sink),
+      m_stats(stats) {
+  const auto now = SteadyClock::now();
+  m_startedAt = now;
+  // The first global purge lands at a random point of the first interval, so that servers that
+  // start together do not all take the advisory lock at once (inst-jobs §2.4).
+  std::mt19937_64 rng{std::random_device{}()};
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+      m_settings.orphan_purge_interval);
+  m_nextPurge = now + std::chrono::milliseconds(
+                          interval.count() > 0 ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(interval.count())) : 0);
+}
+
+std::size_t Reserver::groupFor(const WorkerConfig& config) {
+  for (std::size_t i = 0; i < m_groups.size(); ++i)
+    if (m_groups[i].config == config) return i;
+  Group g;
+  g.config = config;
+  m_groups.push_back(std::move(g));
+  return m_groups.size() - 1;
+}
+
+ClientId Reserver::addClient(std::string name, int pid, const WorkerConfig& config,
+                             Transport transport, const std::vector<JobId>& held_jobs) {
+  ClientId id;
+  if (!m_freeIds.empty()) {
+    id = m_freeIds.back();
+    m_freeIds.pop_back();
+  } else {
+    id = static_cast<ClientId>(m_clients.size());
+    m_clients.emplace_back();
+  }
+  Client& c = m_clients[id];
+  c = Client{};
+  c.live = true;
+  c.name = std::move(name);
+  c.pid = pid;
+  c.transport = transport;
+  c.group = groupFor(config);
+  ++m_groups[c.group].workers;
+  ++m_clientCount;
+  for (JobId job : held_jobs) {
+    if (m_held.count(job)) continue;  // already ours (a reconnect to the same server)
+    Held h;
+    h.client = id;
+    h.db_owner = c.name;
+    h.uncertain = true;
+    h.transfer_pending = true;
+    m_held.emplace(job, h);
+    m_pendingTransfers.push_back(LockTransfer{job, m_prefetchOwner, c.name});
+    c.jobs.push_back(job);
+    c.state = ClientState::Working;
+    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+  }
+  return id;
+}
+
+void Reserver::dropFromWaiting(ClientId c) {
+  auto& w = m_groups[m_clients[c].group].waiting;
+  w.erase(std::remove(w.begin(), w.end(), c), w.end());
+}
+
+void Reserver::removeClient(ClientId id, bool died) {
+  if (id >= m_clients.size() || !m_clients[id].live) return;
+  Client& c = m_clients[id];
+  dropFromWaiting(id);
+  for (JobId job : c.jobs) {
+    auto it = m_held.find(job);
+    if (it == m_held.end() || it->second.result_pending) continue;
+    // A job the worker held when it went away: it may have run part-way, so it counts as an
+    // attempt ("process died"), as inst-jobs' orphan recovery does. A clean goodbye while
+    // holding a job is a worker bug; treat it the same way rather than lose the job.
+    if (!died) spdlog::warn("worker {} left cleanly while holding job {}", c.name, job);
+    it->second.result_pending = true;
+    it->second.client = kNoClient;
+    JobResult r;
+    r.id = job;
+    r.success = false;
+    r.error = "process died";
+    m_pendingFail.push_back(PendingResult{kNoClient, r, it->second.db_owner});
+    ++m_stats.jobs_rescheduled_died;
+    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+  }
+  // Results already reported stay pending and are written; their acks go nowhere.
+  for (auto& p : m_pendingComplete)
+    if (p.client == id) p.client = kNoClient;
+  for (auto& p : m_pendingFail)
+    if (p.client == id) p.client = kNoClient;
+  for (auto& [job, h] : m_held)
+    if (h.client == id) h.client = kNoClient;
+  --m_groups[c.group].workers;
+  c = Client{};
+  m_freeIds.push_back(id);
+  --m_clientCount;
+}
+
+void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
+                          SteadyClock::time_point requested_at) {
+  if (id >= m_clients.size() || !m_clients[id].live) return;
+  Client& c = m_clients[id];
+  if (c.state == ClientState::Waiting) {
+    // A repeated request (e.g. resent after an interrupted wait) replaces the old one.
+    c.request_seq = request_seq;
+    return;
+  }
+  c.state = ClientState::Waiting;
+  c.request_seq = request_seq;
+  c.requested_at = requested_at;
+  m_groups[c.group].waiting.push_back(id);
+}
+
+void Reserver::reportResult(ClientId id, const JobResult& result) {
+  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+  auto it = m_held.find(result.id);
+  std::string owner;
+  if (it != m_held.end()) {
+    if (it->second.result_pending) return;  // a duplicate report; the first one wins
+    it->second.result_pending = true;
+    owner = it->second.db_owner;
+  } else {
+    // Not ours: a result resent after a server restart that the worker did not list in its
+    // hello, or a confused peer. The CAS on its own name makes it harmless either way.
+    owner = id < m_clients.size() ? m_clients[id].name : std::string();
+    Held h;
+    h.client = id;
+    h.db_owner = owner;
+    h.result_pending = true;
+    m_held.emplace(result.id, h);
+  }
+  if (id < m_clients.size() && m_clients[id].live) {
+    auto& jobs = m_clients[id].jobs;
+    jobs.erase(std::remove(jobs.begin(), jobs.end(), result.id), jobs.end());
+    ++m_clients[id].jobs_done;
+    if (jobs.empty() && m_clients[id].state == ClientState::Working)
+      m_clients[id].state = ClientState::Idle;
+  }
+  (result.success ? m_pendingComplete : m_pendingFail)
+      .push_back(PendingResult{id, result, std::move(owner)});
+}
+
+void Reserver::queueUnlock(JobId id, const std::string& owner) {
+  m_pendingUnlock.push_back(OwnedJob{id, owner});
+  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+}
+
+void Reserver::undelivered(ClientId id, JobId job) {
+  auto it = m_held.find(job);
+  if (it == m_held.end() || it->second.result_pending) return;
+  // Never reached the worker: a plain unlock, no attempt (inst-jobs §2.4).
+  queueUnlock(job, it->second.db_owner);
+  m_held.erase(it);
+  if (id < m_clients.size() && m_clients[id].live) {
+    auto& jobs = m_clients[id].jobs;
+    jobs.erase(std::remove(jobs.begin(), jobs.end(), job), jobs.end());
+    if (jobs.empty() && m_clients[id].state == ClientState::Working)
+      m_clients[id].state = ClientState::Idle;
+  }
+}
+
+void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer) {
+  (void)g;
+  Client& c = m_clients[id];
+  const auto now = SteadyClock::now();
+  Held h;
+  h.client = id;
+  h.db_owner = needs_transfer ? m_prefetchOwner : c.name;
+  h.transfer_pending = needs_transfer;
+  h.stranded = job.strand.has_value() || job.singleton.has_value();
+  m_held[job.id] = h;
+  if (needs_transfer) {
+    m_pendingTransfers.push_back(LockTransfer{job.id, m_prefetchOwner, c.name});
+    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = now;
+  }
+  c.state = ClientState::Working;
+  c.jobs.push_back(job.id);
+  job.locked_by = c.name;
+  m_stats.handoff.record(nanosSince(c.requested_at, now));
+  const TimePoint ready = std::max(job.run_at, job.created_at);
+  const auto sys = systemNow();
+  m_stats.enqueue_to_start.record(
+      sys > ready ? static_cast<std::uint64_t>((sys - ready).count()) * 1000u : 0u);
+  ++m_stats.jobs_handed_out;
+  ++(c.transport == Transport::Shm ? m_stats.handed_out_shm : m_stats.handed_out_socket);
+  if (!m_sink.deliver(id, job, c.request_seq)) undelivered(id, job.id);
+}
+
+bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
+  Group& g = m_groups[gi];
+  bool did = false;
+  while (!g.waiting.empty() && !g.prefetched.empty()) {
+    ClientId c = g.waiting.front();
+    g.waiting.pop_front();
+    Job job = std::move(g.prefetched.front().job);
+    g.prefetched.pop_front();
+    ++m_stats.handed_from_prefetch;
+    handOut(g, c, std::move(job), true);
+    did = true;
+  }
+  if (m_draining || !m_dbUp || !m_startupReleased) return did;
+  const bool retry_ok = !g.exhausted || now - g.exhausted_at >= m_settings.poll_interval;
+  if (!retry_ok) return did;
+  // Reserve when workers wait, and also ahead of need while a backlog exists, so that a worker
+  // finishing a job finds the next one in memory instead of waiting for a round trip.
+  const std::size_t low_water = static_cast<std::size_t>(std::max(g.workers, 1)) * 2;
+  if (!g.waiting.empty() || (!g.exhausted && g.workers > 0 && g.prefetched.size() < low_water))
+    did |= reserveFor(gi, now);
+  return did;
+}
+
+bool Reserver::reserveFor(std::size_t gi, SteadyClock::time_point now) {
+  Group& g = m_groups[gi];
+  const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
+  if (g.batch < base) g.batch = base;
+  const int limit = std::min(std::max(g.batch, static_cast<int>(g.waiting.size())),
+                             std::max(m_settings.max_batch, static_cast<int>(g.waiting.size())));
+  ReserveRequest req;
+  req.queue = g.config.queue;
+  req.min_priority = g.config.min_priority;
+  req.max_priority = g.config.max_priority;
+  for (ClientId c : g.waiting) req.worker_names.push_back(m_clients[c].name);
+  req.prefetch = limit - static_cast<int>(req.worker_names.size());
+  req.prefetch_owner = m_prefetchOwner;
+  if (m_settings.forced_latency && allIdle())
+    req.forced_latency = std::chrono::duration_cast<std::chrono::microseconds>(
+        m_settings.forced_latency_amount);
+  ReserveResult result;
+  if (!guarded("reserve", [&] { result = m_store.reserve(req); })) {
+    return false;
+  }
+  ++m_stats.statements.reserve;
+  ++m_stats.reservations;
+  const std::size_t got = result.assigned.size() + result.prefetched.size();
+  m_stats.reserved_rows += got;
+  m_stats.batch_sizes.record(got);
+  m_stats.max_batch_seen = std::max<std::uint64_t>(m_stats.max_batch_seen, got);
+  if (got < static_cast<std::size_t>(limit)) {
+    g.exhausted = true;
+    g.exhausted_at = now;
+    g.batch = base;
+    if (got == 0) ++m_stats.empty_reservations;
+  } else {
+    g.exhausted = false;
+    g.batch = std::min(g.batch * 2, std::max(m_settings.max_batch, base));
+  }
+  // Rows 1..k went to the waiting workers by name, in FIFO order.
+  std::unordered_map<std::string, ClientId> by_name;
+  for (ClientId c : g.waiting) by_name.emplace(m_clients[c].name, c);
+  for (auto& [name, job] : result.assigned) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      // The statement named a worker that is no longer waiting (cannot happen while the loop
+      // is single-threaded, but never trust it): give the job back.
+      queueUnlock(job.id, name);
+      continue;
+    }
+    const ClientId c = it->second;
+    dropFromWaiting(c);
+    handOut(g, c, std::move(job), false);
+  }
+  for (auto& job : result.prefetched) g.prefetched.push_back(Prefetched{std::move(job), now});
+  // Prefetched rows may serve workers that are still waiting (fewer rows than workers is
+  // impossible here, but a worker may have arrived while we were in the database).
+  serveGroup(gi, now);
+  return true;
+}
+
+bool Reserver::flushTransfers() {
+  std::vector<LockTransfer> batch;
+  batch.reserve(m_pendingTransfers.size());
+  for (auto& t : m_pendingTransfers) {
+    auto it = m_held.find(t.id);
+    if (it == m_held.end() || !it->second.transfer_pending) continue;  // folded into a result
+    batch.push_back(t);
+  }
+  if (batch.empty()) {
+    m_pendingTransfers.clear();
+    return false;
+  }
+  BatchResult r;
+  if (!guarded("transfer", [&] { r = m_store.transferLocks(batch); })) return false;
+  ++m_stats.statements.transfer;
+  m_pendingTransfers.clear();
+  for (JobId id : r.applied) {
+    auto it = m_held.find(id);
+    if (it == m_held.end()) continue;
+    it->second.transfer_pending = false;
+    it->second.db_owner = m_clients.size() > it->second.client && it->second.client != kNoClient
+                              ? m_clients[it->second.client].name
+                              : it->second.db_owner;
+  }
+  for (JobId id : r.mismatched) {
+    auto it = m_held.find(id);
+    if (it == m_held.end()) continue;
+    it->second.transfer_pending = false;
+    if (it->second.uncertain) {
+      // Adopted after a restart and not locked by the prefetch owner: the old server had already
+      // transferred it to the worker (or it is gone, and the result's CAS will say so).
+      it->second.uncertain = false;
+      continue;
+    }
+    // Lost our prefetch lock between hand-out and transfer (a purge or a manual unlock).
+    // The worker runs it anyway; its result will not match and is reported.
+    ++m_stats.transfer_mismatches;
+    spdlog::warn("job {}: prefetch lock lost before transfer", id);
+  }
+  for (auto& [id, h] : m_held)
+    if (h.uncertain && !h.transfer_pending) h.uncertain = false;
+  return true;
+}
+
+bool Reserver::flushResults() {
+  bool did = false;
+  // Fold: a job whose result arrived before its lock transfer was written is completed under
+  // the prefetch owner's name, saving the transfer statement.
+  auto owner_of = [&](PendingResult& p) -> bool {
+    auto it = m_held.find(p.result.id);
+    if (it == m_held.end()) return true;
+    if (it->second.uncertain && it->second.transfer_pending) return false;  // transfer first
+    if (it->second.transfer_pending) it->second.transfer_pending = false;
+    p.db_owner = it->second.db_owner;
+    return true;
+  };
+  bool may_unblock = false;
+  if (!m_pendingComplete.empty()) {
+    std::vector<OwnedJob> batch;
+    std::vector<PendingResult> ready, later;
+    for (auto& p : m_pendingComplete) (owner_of(p) ? ready : later).push_back(std::move(p));
+    for (auto& p : ready) batch.push_back(OwnedJob{p.result.id, p.db_owner});
+    BatchResult r;
+    if (!batch.empty() && guarded("complete", [&] { r = m_store.complete(batch); })) {
+      ++m_stats.statements.complete;
+      m_stats.jobs_completed += r.applied.size();
+      m_stats.result_mismatches += r.mismatched.size();
+      std::map<ClientId, std::vector<JobId>> acks;
+      for (auto& p : ready) {
+        auto it = m_held.find(p.result.id);
+        if (it != m_held.end()) {
+          may_unblock |= it->second.stranded;
+          m_held.erase(it);
+        }
+        if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+      }
+      for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+      m_pendingComplete = std::move(later);
+      did = true;
+    } else {
+      for (auto& p : later) ready.push_back(std::move(p));
+      m_pendingComplete = std::move(ready);
+    }
+  }
+  if (!m_pendingFail.empty()) {
+    std::vector<Failure> batch;
+    std::vector<PendingResult> ready, later;
+    for (auto& p : m_pendingFail) (owner_of(p) ? ready : later).push_back(std::move(p));
+    for (auto& p : ready) {
+      Failure f;
+      f.id = p.result.id;
+      f.locked_by = p.db_owner;
+      f.error = p.result.error;
+      f.run_at = p.result.run_at;
+      f.count_attempt = p.result.count_attempt;
+      f.permanent = p.result.permanent;
+      batch.push_back(std::move(f));
+    }
+    std::vector<FailResult> r;
+    if (!batch.empty() && guarded("fail", [&] { r = m_store.fail(batch); })) {
+      ++m_stats.statements.fail;
+      for (auto& fr : r) {
+        if (fr.outcome == FailOutcome::Mismatch)
+          ++m_stats.result_mismatches;
+        else
+          ++m_stats.jobs_failed;
+      }
+      std::map<ClientId, std::vector<JobId>> acks;
+      for (auto& p : ready) {
+        auto it = m_held.find(p.result.id);
+        if (it != m_held.end()) m_held.erase(it);
+        may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
+        if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+      }
+      for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+      m_pendingFail = std::move(later);
+      did = true;
+    } else {
+      for (auto& p : later) ready.push_back(std::move(p));
+      m_pendingFail = std::move(ready);
+    }
+  }
+  if (!m_pendingUnlock.empty()) {
+    BatchResult r;
+    if (guarded("unlock", [&] { r = m_store.unlock(m_pendingUnlock); })) {
+      ++m_stats.statements.unlock;
+      m_stats.jobs_unlocked += r.applied.size();
+      m_pendingUnlock.clear();
+      may_unblock = true;
+      did = true;
+    }
+  }
+  if (may_unblock) jobsMayExist();
+  return did;
+}
+
+bool Reserver::releasePrefetched(Group& g) {
+  if (g.prefetched.empty()) return false;
+  std::vector<OwnedJob> batch;
+  for (auto& p : g.prefetched) batch.push_back(OwnedJob{p.job.id, m_prefetchOwner});
+  BatchResult r;
+  if (!guarded("release prefetched", [&] { r = m_store.unlock(batch); })) return false;
+  ++m_stats.statements.unlock;
+  m_stats.jobs_unlocked += r.applied.size();
+  g.prefetched.clear();
+  return true;
+}
+
+bool Reserver::releaseStalePrefetch(SteadyClock::time_point now) {
+  bool did = false;
+  for (auto& g : m_groups) {
+    // As inst-jobs: when the oldest prefetched job is stale, the whole group's list goes back.
+    if (!g.prefetched.empty() &&
+        now - g.prefetched.front().locked_at > m_settings.prefetched_jobs_timeout) {
+      did |= releasePrefetched(g);
+      g.exhausted = false;
+    }
+  }
+  return did;
+}
+
+void Reserver::periodicPurge(SteadyClock::time_point now) {
+  if (now < m_nextPurge) return;
+  m_nextPurge = now + m_settings.orphan_purge_interval;
+  guarded("purge orphaned prefetch", [&] {
+    auto n = m_store.unlockOrphanedPrefetchedJobs(std::chrono::duration_cast<std::chrono::seconds>(
+        m_settings.prefetched_jobs_timeout * 4));
+    ++m_stats.statements.maintenance;
+    if (n && *n > 0) spdlog::info("released {} orphaned prefetched jobs", *n);
+  });
+}
+
+bool Reserver::startupRelease(SteadyClock::time_point now) {
+  if (m_startupReleased) return false;
+  // Until the grace ends, workers of a previous server incarnation reconnect and claim what they
+  // hold; only then can this host's stale `prefetch:` locks be released without freeing a job a
+  // worker is running.
+  if (now - m_startedAt < m_settings.restart_grace) return false;
+  if (!m_pendingTransfers.empty() && !flushTransfers()) return false;
+  bool ok = guarded("startup release", [&] {
+    const int released = m_store.clearLocks(m_prefetchOwner);
+    ++m_stats.statements.maintenance;
+    if (released > 0) spdlog::info("released {} jobs prefetched by a previous server", released);
+    const int orphans = m_store.unlockOrphanedJobs(m_host);
+    ++m_stats.statements.maintenance;
+    if (orphans > 0) spdlog::info("rescheduled {} jobs of dead workers on {}", orphans, m_host);
+  });
+  if (ok) m_startupReleased = true;
+  return ok;
+}
+
+void Reserver::updateIdle(SteadyClock::time_point now) {
+  (void)now;
+  const bool busy = !allIdle();
+  if (busy != m_busy) {
+    m_busy = busy;
+    ++m_stats.idle_transitions;
+  }
+}
+
+bool Reserver::poll(SteadyClock::time_point now) {
+  if (!m_dbUp) {
+    if (now < m_dbRetryAt) {
+      // Even without a database, prefetched jobs can still be handed out.
+      bool did = false;
+      for (std::size_t i = 0; i < m_groups.size(); ++i) did |= serveGroup(i, now);
+      return did;
+    }
+    try {
+      m_store.reconnect();
+      m_dbUp = true;
+      m_dbBackoff = std::chrono::milliseconds(50);
+      ++m_stats.db_reconnects;
+      spdlog::info("database connection re-established");
+    } catch (const std::exception& e) {
+      m_dbRetryAt = now + m_dbBackoff;
+      m_dbBackoff = std::min(m_dbBackoff * 2, std::chrono::milliseconds(2000));
+      spdlog::warn("database reconnect failed: {}", e.what());
+      return false;
+    }
+    if (m_reserveInDoubt) {
+      // A reservation died with the connection; if it committed, rows are locked under names
+      // that nobody is serving. The prefetch owner's unknown rows go back now.
+      std::vector<OwnedJob> mine;
+      for (auto& g : m_groups)
+        for (auto& p : g.prefetched) mine.push_back(OwnedJob{p.job.id, m_prefetchOwner});
+      guarded("release in-doubt reservation", [&] {
+        std::unordered_set<JobId> known;
+        for (auto& o : mine) known.insert(o.id);
+        for (auto& [id, h] : m_held) known.insert(id);
+        auto rows = m_store.list(ListFlavor::Running, "", 100000, 0);
+        std::vector<OwnedJob> stray;
+        for (auto& j : rows) {
+          if (!j.locked_by || known.count(j.id)) continue;
+          bool ours = *j.locked_by == m_prefetchOwner;
+          for (auto& c : m_clients)
+            if (c.live && c.state == ClientState::Waiting && *j.locked_by == c.name) ours = true;
+          if (ours) stray.push_back(OwnedJob{j.id, *j.locked_by});
+        }
+        if (!stray.empty()) m_store.unlock(stray);
+        m_reserveInDoubt = false;
+      });
+    }
+  }
+  bool did = false;
+  if (!m_startupReleased) did |= startupRelease(now);
+  // Results first: folding a result into its pending transfer saves that statement.
+  const bool results_due =
+      pendingResults() + m_pendingUnlock.size() >= static_cast<std::size_t>(m_settings.flush_batch) ||
+      (m_firstPendingAt != SteadyClock::time_point{} && now - m_firstPendingAt >= m_settings.flush_delay) ||
+      m_draining;
+  if (results_due && m_dbUp) {
+    did |= flushResults();
+    did |= flushTransfers();
+    m_firstPendingAt = (pendingResults() + m_pendingUnlock.size() + m_pendingTransfers.size()) > 0
+                           ? now
+                           : SteadyClock::time_point{};
+  }
+  const std::size_t n = m_groups.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t gi = (m_nextGroup + k) % n;
+    did |= serveGroup(gi, now);
+  }
+  if (n) m_nextGroup = (m_nextGroup + 1) % n;
+  if (m_dbUp) {
+    did |= releaseStalePrefetch(now);
+    periodicPurge(now);
+  }
+  updateIdle(now);
+  return did;
+}
+
+SteadyClock::time_point Reserver::nextDeadline(SteadyClock::time_point now) const {
+  auto next = now + m_settings.poll_interval;
+  if (!m_dbUp) next = std::min(next, m_dbRetryAt);
+  if (!m_startupReleased) next = std::min(next, m_startedAt + m_settings.restart_grace);
+  if (m_firstPendingAt != SteadyClock::time_point{})
+    next = std::min(next, m_firstPendingAt + m_settings.flush_delay);
+  for (auto& g : m_groups) {
+    if (!g.prefetched.empty())
+      next = std::min(next, g.prefetched.front().locked_at + m_settings.prefetched_jobs_timeout);
+    if (!g.waiting.empty() && g.exhausted)
+      next = std::min(next, g.exhausted_at + m_settings.poll_interval);
+  }
+  next = std::min(next, m_nextPurge);
+  return std::max(next, now);
+}
+
+void Reserver::jobsMayExist() noexcept {
+  for (auto& g : m_groups) g.exhausted = false;
+}
+
+bool Reserver::drain() {
+  m_draining = true;
+  for (auto& g : m_groups) g.waiting.clear();
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const auto now = SteadyClock::now();
+    if (!m_dbUp) {
+      poll(now);
+      if (!m_dbUp) continue;
+    }
+    flushResults();
+    flushTransfers();
+    for (auto& g : m_groups) releasePrefetched(g);
+    bool left = pendingResults() > 0 || !m_pendingUnlock.empty();
+    for (auto& g : m_groups) left |= !g.prefetched.empty();
+    if (!left) return true;
+  }
+  return false;
+}
+
+bool Reserver::allIdle() const noexcept {
+  for (auto& c : m_clients)
+    if (c.live && c.state == ClientState::Working) return false;
+  return true;
+}
+
+bool Reserver::drained() {
+  if (!allIdle() || pendingResults() > 0) return false;
+  for (auto& g : m_groups) {
+    if (!g.prefetched.empty()) return false;
+    if (g.workers == 0) continue;
+    bool runnable = true;
+    if (!guarded("idle check", [&] {
+          runnable = m_store.hasRunnable(g.config.queue, g.config.min_priority, g.config.max_priority);
+        }))
+      return false;
+    if (runnable) return false;
+  }
+  return true;
+}
+
+std::size_t Reserver::prefetchedCount() const noexcept {
+  std::size_t n = 0;
+  for (auto& g : m_groups) n += g.prefetched.size();
+  return n;
+}
+
+std::vector<Reserver::ClientView> Reserver::clients() const {
+  std::vector<ClientView> out;
+  for (auto& c : m_clients) {
+    if (!c.live) continue;
+    const char* state = c.state == ClientState::Waiting   ? "waiting"
+                        : c.state == ClientState::Working ? "working"
+                                                          : "idle";
+    out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done});
+  }
+  return out;
+}
+
+void Reserver::noteDbDown() {
+  m_dbUp = false;
+  m_dbRetryAt = SteadyClock::now() + m_dbBackoff;
+}
+
+bool Reserver::guarded(const char* what, const std::function<void()>& fn) {
+  try {
+    fn();
+    return true;
+  } catch (const DbError& e) {
+    ++m_stats.db_errors;
+    switch (e.kind()) {
+      case DbErrorKind::ConnectionLost:
+      case DbErrorKind::InDoubt:
+        spdlog::warn("{}: database connection lost ({}); will reconnect", what, e.what());
+        if (std::string_view(what) == "reserve") m_reserveInDoubt = true;
+        noteDbDown();
+        return false;
+      case DbErrorKind::Retryable:
+        spdlog::info("{}: transient database error, retrying: {}", what, e.what());
+        return false;
+      case DbErrorKind::GiveUp:
+        break;
+    }
+    spdlog::error("{}: database error: {}", what, e.what());
+    throw;
+  }
+}
+
+}  // namespace hostq::server

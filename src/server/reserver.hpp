@@ -1,0 +1,188 @@
+#pragma once
+// The reserver: the only code that talks to PostgreSQL on the hot path. It owns every job the
+// server holds (prefetched, handed out, result pending) and every waiting request, and turns them
+// into a few batched statements. Transport-agnostic: the server feeds it requests from the shared
+// memory rings and the sockets alike, and it answers through a ReserverSink. Single-threaded: the
+// server's loop thread owns it.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "hostq/config.hpp"
+#include "hostq/store.hpp"
+#include "hostq/worker_config.hpp"
+#include "server/stats.hpp"
+
+namespace hostq::server {
+
+using ClientId = std::uint32_t;
+using SteadyClock = std::chrono::steady_clock;
+
+/// Where the reserver's answers go. Implemented by the server over shm and sockets.
+class ReserverSink {
+ public:
+  virtual ~ReserverSink() = default;
+  /// Hands `job` to the client. false = it could not be delivered at all (the reserver unlocks it).
+  virtual bool deliver(ClientId client, const Job& job, std::uint64_t request_seq) = 0;
+  /// Tells the client that the results for these jobs are durable.
+  virtual void acknowledge(ClientId client, const std::vector<JobId>& jobs) = 0;
+};
+
+/// A worker's report on a job it ran.
+struct JobResult {
+  JobId id = 0;
+  bool success = true;
+  std::string error;                 ///< failure text
+  std::optional<TimePoint> run_at;   ///< custom reschedule time
+  bool count_attempt = true;
+  bool permanent = false;            ///< e.g. expired: fail without retry
+};
+
+class Reserver {
+ public:
+  /// `host` names this server's prefetch owner `prefetch:<host>`.
+  Reserver(Store& store, const ServerSettings& settings, std::string host, ReserverSink& sink,
+           ServerStats& stats);
+
+  /// Registers a worker. `held_jobs` are jobs the worker says it still holds (running, or with a
+  /// result the previous server never acknowledged): after a server restart the reserver adopts
+  /// them (lock transfer from the prefetch owner) so the start-up release does not free them.
+  ClientId addClient(std::string name, int pid, const WorkerConfig& config, Transport transport,
+                     const std::vector<JobId>& held_jobs = {});
+  /// The client is gone. If it `died` (EOF, SIGCHLD) its handed-out job is rescheduled as
+  /// "process died" (an attempt); otherwise (clean goodbye) it must not hold one.
+  void removeClient(ClientId client, bool died);
+  /// The client asks for one job (long poll: answered only when a job is assigned).
+  void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at);
+  /// The client reports a result. Acknowledged through the sink once durable.
+  void reportResult(ClientId client, const JobResult& result);
+  /// A job was handed to a client but the transport failed before it got there: plain unlock.
+  void undelivered(ClientId client, JobId job);
+
+  /// Does whatever is due: serves prefetched jobs, reserves, flushes results, releases stale
+  /// prefetch. Returns true if it did any work.
+  bool poll(SteadyClock::time_point now);
+  /// When poll() next has something to do even if no event arrives.
+  SteadyClock::time_point nextDeadline(SteadyClock::time_point now) const;
+  /// New jobs may exist (NOTIFY arrived): groups that found nothing may ask again.
+  void jobsMayExist() noexcept;
+
+  /// Stop reserving; flush every pending result; give back prefetched jobs. Retries a few times
+  /// on database errors. Returns true when nothing is left in memory that the DB does not know.
+  bool drain();
+  /// Host-wide idle: every worker waiting (or none connected) and no runnable job for any group.
+  bool allIdle() const noexcept;
+  bool drained();
+  std::size_t clientCount() const noexcept { return m_clientCount; }
+  /// Database connectivity as last seen.
+  bool databaseUp() const noexcept { return m_dbUp; }
+
+  struct ClientView {
+    std::string name;
+    int pid;
+    Transport transport;
+    const char* state;
+    std::uint64_t jobs_done;
+  };
+  std::vector<ClientView> clients() const;
+  std::size_t prefetchedCount() const noexcept;
+  std::size_t pendingResults() const noexcept { return m_pendingComplete.size() + m_pendingFail.size(); }
+
+ private:
+  enum class ClientState { Idle, Waiting, Working };
+  struct Client {
+    bool live = false;
+    std::string name;
+    int pid = 0;
+    Transport transport = Transport::Shm;
+    std::size_t group = 0;
+    ClientState state = ClientState::Idle;
+    std::uint64_t request_seq = 0;
+    SteadyClock::time_point requested_at{};
+    std::vector<JobId> jobs;  ///< handed out, no result yet
+    std::uint64_t jobs_done = 0;
+  };
+  /// A job the server has handed out or holds a result for.
+  struct Held {
+    ClientId client = 0;
+    std::string db_owner;  ///< locked_by as the database has it now
+    bool transfer_pending = false;
+    bool uncertain = false;  ///< adopted after a restart: owner is the name or the prefetch owner
+    bool result_pending = false;
+    bool stranded = false;  ///< finishing it may make another job runnable
+  };
+  struct Prefetched {
+    Job job;
+    SteadyClock::time_point locked_at;
+  };
+  struct Group {
+    WorkerConfig config;
+    std::deque<ClientId> waiting;  ///< FIFO
+    std::deque<Prefetched> prefetched;  ///< priority order; all locked by m_prefetchOwner
+    int workers = 0;                ///< registered clients of this config
+    int batch = 0;                  ///< current reservation size (grows with backlog)
+    bool exhausted = false;         ///< last reservation found less than asked
+    SteadyClock::time_point exhausted_at{};
+  };
+  struct PendingResult {
+    ClientId client;
+    JobResult result;
+    std::string db_owner;
+  };
+
+  std::size_t groupFor(const WorkerConfig& config);
+  void handOut(Group& g, ClientId c, Job job, bool needs_transfer);
+  bool serveGroup(std::size_t gi, SteadyClock::time_point now);
+  bool reserveFor(std::size_t gi, SteadyClock::time_point now);
+  bool flushResults();
+  bool flushTransfers();
+  bool releaseStalePrefetch(SteadyClock::time_point now);
+  bool releasePrefetched(Group& g);
+  void periodicPurge(SteadyClock::time_point now);
+  /// Runs a store call, classifying failures: true on success; false after a connection or
+  /// retryable error (logged; the caller keeps its state and tries again later).
+  bool guarded(const char* what, const std::function<void()>& fn);
+  void noteDbDown();
+  void dropFromWaiting(ClientId c);
+  void queueUnlock(JobId id, const std::string& owner);
+  bool startupRelease(SteadyClock::time_point now);
+  void updateIdle(SteadyClock::time_point now);
+
+  Store& m_store;
+  const ServerSettings m_settings;
+  const std::string m_host;
+  const std::string m_prefetchOwner;
+  ReserverSink& m_sink;
+  ServerStats& m_stats;
+
+  std::vector<Client> m_clients;  ///< indexed by ClientId; slots reused
+  std::vector<ClientId> m_freeIds;
+  std::size_t m_clientCount = 0;
+  std::vector<Group> m_groups;
+  std::size_t m_nextGroup = 0;  ///< round-robin start, so no group starves another
+  std::unordered_map<JobId, Held> m_held;
+  std::vector<LockTransfer> m_pendingTransfers;
+  std::vector<PendingResult> m_pendingComplete;
+  std::vector<PendingResult> m_pendingFail;
+  std::vector<OwnedJob> m_pendingUnlock;
+  SteadyClock::time_point m_firstPendingAt{};
+  bool m_draining = false;
+  bool m_dbUp = true;
+  SteadyClock::time_point m_dbRetryAt{};
+  std::chrono::milliseconds m_dbBackoff{50};
+  SteadyClock::time_point m_nextPurge{};
+  SteadyClock::time_point m_startedAt{};
+  bool m_startupReleased = false;
+  bool m_reserveInDoubt = false;
+  bool m_busy = false;
+  std::uint64_t m_flushFailures = 0;
+};
+
+}  // namespace hostq::server

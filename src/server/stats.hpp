@@ -1,0 +1,68 @@
+#pragma once
+// Server statistics. Written only by the server's loop thread (no atomics on the hot path);
+// stats requests are answered from that thread too.
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace hostq::server {
+
+/// Log-linear histogram of durations in nanoseconds: 8 sub-buckets per power of two, so any
+/// percentile is within 12.5% of the truth. Fixed size, no allocation.
+class LatencyHistogram {
+ public:
+  static constexpr int kSub = 8;
+  static constexpr int kBuckets = 64 * kSub;
+  void record(std::uint64_t ns) noexcept;
+  std::uint64_t count() const noexcept { return m_count; }
+  /// q in [0,1]; returns nanoseconds (upper edge of the bucket), 0 when empty.
+  std::uint64_t percentile(double q) const noexcept;
+  void merge(const LatencyHistogram& other) noexcept;
+  void reset() noexcept { *this = LatencyHistogram{}; }
+  /// Bucket index → upper bound in ns (for charts).
+  static std::uint64_t bucketUpper(int index) noexcept;
+  const std::array<std::uint64_t, kBuckets>& buckets() const noexcept { return m_buckets; }
+
+ private:
+  static int indexOf(std::uint64_t ns) noexcept;
+  std::array<std::uint64_t, kBuckets> m_buckets{};
+  std::uint64_t m_count = 0;
+};
+
+struct StatementCounts {
+  std::uint64_t reserve = 0;
+  std::uint64_t transfer = 0;
+  std::uint64_t complete = 0;
+  std::uint64_t fail = 0;
+  std::uint64_t unlock = 0;
+  std::uint64_t maintenance = 0;
+  std::uint64_t total() const noexcept { return reserve + transfer + complete + fail + unlock + maintenance; }
+};
+
+struct ServerStats {
+  std::uint64_t jobs_handed_out = 0;
+  std::uint64_t handed_out_shm = 0;
+  std::uint64_t handed_out_socket = 0;
+  std::uint64_t handed_from_prefetch = 0;
+  std::uint64_t jobs_completed = 0;
+  std::uint64_t jobs_failed = 0;
+  std::uint64_t jobs_rescheduled_died = 0;
+  std::uint64_t jobs_unlocked = 0;
+  std::uint64_t transfer_mismatches = 0;
+  std::uint64_t result_mismatches = 0;
+  std::uint64_t reservations = 0;
+  std::uint64_t reserved_rows = 0;
+  std::uint64_t empty_reservations = 0;
+  std::uint64_t max_batch_seen = 0;
+  std::uint64_t db_errors = 0;
+  std::uint64_t db_reconnects = 0;
+  std::uint64_t notifications = 0;
+  std::uint64_t workers_dropped = 0;
+  std::uint64_t idle_transitions = 0;
+  StatementCounts statements;
+  LatencyHistogram handoff;           ///< request → job delivered (server side)
+  LatencyHistogram enqueue_to_start;  ///< job created_at → delivered (database clock vs ours)
+  LatencyHistogram batch_sizes;       ///< rows per reservation (recorded as "ns" = rows)
+};
+
+}  // namespace hostq::server

@@ -1,0 +1,282 @@
+#include "hostq/worker.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "worker/direct_source.hpp"
+#include "worker/job_source.hpp"
+#include "worker/server_source.hpp"
+
+namespace hostq {
+
+namespace {
+
+std::string g_workerName;
+
+// Signal plumbing: the handler only writes the signal number to a pipe; the watcher thread does
+// the rest outside signal context.
+int g_signalPipe[2] = {-1, -1};
+
+extern "C" void onSignal(int sig) {
+  const int saved = errno;
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] auto n = ::write(g_signalPipe[1], &b, 1);
+  errno = saved;
+}
+
+std::int64_t residentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%ld %ld", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE) : 0;
+}
+
+TimePoint nowUtc() {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace
+
+const std::string& currentWorkerName() noexcept { return g_workerName; }
+
+struct Worker::Impl {
+  WorkerOptions options;
+  std::string name;
+  int interrupt_fd = -1;
+  std::unique_ptr<worker::JobSource> source;
+  std::atomic<bool> stop{false};
+  std::atomic<JobId> running{0};
+  std::atomic<std::uint64_t> jobs_run{0};
+  std::thread watcher;
+
+  explicit Impl(WorkerOptions o) : options(std::move(o)) {
+    name = resolveHostname(options.hostname) + ":" + std::to_string(::getpid());
+    interrupt_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  }
+  ~Impl() {
+    if (interrupt_fd >= 0) ::close(interrupt_fd);
+  }
+
+  void interrupt() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(interrupt_fd, &one, sizeof one);
+  }
+
+  void clearInterrupt() noexcept {
+    std::uint64_t v;
+    [[maybe_unused]] auto n = ::read(interrupt_fd, &v, sizeof v);
+  }
+
+  void watchSignals() {
+    for (;;) {
+      unsigned char sig = 0;
+      const auto n = ::read(g_signalPipe[0], &sig, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || sig == 0) return;  // pipe closed or our own shutdown byte
+      if (sig == SIGQUIT) {
+        spdlog::info("SIGQUIT: finishing the current job, then exiting");
+        stop = true;
+        interrupt();
+        continue;
+      }
+      // TERM / INT: abort the running job (an attempt) and exit now.
+      stop = true;
+      const JobId job = running.load();
+      if (job != 0) {
+        spdlog::warn("{}: aborting job {}", strsignal(sig), job);
+        source->abortRunning(job, std::string("worker received ") + strsignal(sig));
+        for (auto& h : options.hooks.on_exit) h(1);
+        ::_exit(1);
+      }
+      interrupt();
+    }
+  }
+
+  /// Runs the job through hooks and handler; never throws.
+  Outcome perform(const Job& job) {
+    const auto* entry = options.handlers.find(job.tag);
+    if (!entry) return Outcome::failure("no handler for " + job.tag);
+    std::function<Outcome()> call = [&]() -> Outcome {
+      try {
+        return entry->handler(job);
+      } catch (const std::exception& e) {
+        return Outcome::failure(e.what());
+      } catch (...) {
+        return Outcome::failure("unknown exception");
+      }
+    };
+    // First registered around hook is outermost: wrap from the last one inwards.
+    auto& arounds = options.hooks.around_perform;
+    for (auto it = arounds.rbegin(); it != arounds.rend(); ++it) {
+      call = [hook = *it, next = std::move(call), &job]() -> Outcome {
+        try {
+          return hook(job, next);
+        } catch (const std::exception& e) {
+          return Outcome::failure(e.what());
+        }
+      };
+    }
+    try {
+      for (auto& h : options.hooks.before_perform) h(job);
+    } catch (const std::exception& e) {
+      return Outcome::failure(std::string("before_perform hook: ") + e.what());
+    }
+    Outcome out = call();
+    for (auto& h : options.hooks.after_perform) {
+      try {
+        h(job, out);
+      } catch (const std::exception& e) {
+        spdlog::warn("after_perform hook: {}", e.what());
+      }
+    }
+    return out;
+  }
+
+  worker::Result judge(const Job& job, const Outcome& out) {
+    worker::Result r;
+    r.id = job.id;
+    if (out.ok()) return r;
+    r.success = false;
+    r.error = out.error();
+    r.run_at = out.runAt();
+    const auto* entry = options.handlers.find(job.tag);
+    if (entry && entry->options.on_failure) {
+      try {
+        if (entry->options.on_failure(job, r.error) == FailureAction::DontCount) r.count_attempt = false;
+      } catch (const std::exception& e) {
+        spdlog::warn("on_failure of job {}: {}", job.id, e.what());
+      }
+    }
+    const int attempts = job.attempts + (r.count_attempt ? 1 : 0);
+    const int max_attempts = job.max_attempts.value_or(options.default_max_attempts);
+    const bool expired = job.expires_at && *job.expires_at <= nowUtc();
+    const bool last = attempts >= max_attempts || expired;
+    for (auto& h : options.hooks.on_error) h(job, r.error);
+    if (last) {
+      if (entry && entry->options.on_permanent_failure) {
+        try {
+          entry->options.on_permanent_failure(job, r.error);
+        } catch (const std::exception& e) {
+          spdlog::warn("on_permanent_failure of job {}: {}", job.id, e.what());
+        }
+      }
+    } else {
+      for (auto& h : options.hooks.on_retry) h(job, r.error);
+      if (!r.run_at && entry && entry->options.reschedule_at) r.run_at = entry->options.reschedule_at(job, attempts);
+    }
+    return r;
+  }
+
+  int run() {
+    g_workerName = name;
+    if (options.parent_pid > 0) {
+      // Die with the pool (inst-jobs polls getppid(); the kernel tells us at once).
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != options.parent_pid) return 0;
+    }
+    if (::pipe2(g_signalPipe, O_CLOEXEC) != 0) return 1;
+    struct sigaction sa{};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int s : {SIGQUIT, SIGTERM, SIGINT}) ::sigaction(s, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    if (options.settings.transport == Transport::Direct) {
+      StoreOptions so;
+      so.schema = options.schema;
+      so.default_max_attempts = options.default_max_attempts;
+      so.keep_failed_jobs = options.keep_failed_jobs;
+      so.application_name = "hostq worker " + name;
+      source = std::make_unique<worker::DirectSource>(resolveDatabaseUrl(options.database_url), so,
+                                                      name, options.settings.config, interrupt_fd);
+    } else {
+      source = std::make_unique<worker::ServerSource>(resolveSocketPath(options.socket_path), name,
+                                                      options.settings.config,
+                                                      options.settings.transport, interrupt_fd);
+    }
+    watcher = std::thread([this] { watchSignals(); });
+    spdlog::info("worker {} started (queue {}, priorities {}..{}, transport {})", name,
+                 options.settings.config.queue, options.settings.config.min_priority,
+                 options.settings.config.max_priority, toString(options.settings.transport));
+    int code = 0;
+    try {
+      loop();
+    } catch (const std::exception& e) {
+      spdlog::critical("worker {} failed: {}", name, e.what());
+      code = 1;
+    }
+    try {
+      source->close();
+    } catch (const std::exception& e) {
+      spdlog::warn("closing: {}", e.what());
+    }
+    for (auto& h : options.hooks.on_exit) h(code);
+    // Stop the watcher: a zero byte means "our own shutdown".
+    const unsigned char zero = 0;
+    [[maybe_unused]] auto n = ::write(g_signalPipe[1], &zero, 1);
+    watcher.join();
+    for (int s : {SIGQUIT, SIGTERM, SIGINT}) ::signal(s, SIG_DFL);
+    ::close(g_signalPipe[0]);
+    ::close(g_signalPipe[1]);
+    g_signalPipe[0] = g_signalPipe[1] = -1;
+    spdlog::info("worker {} exiting after {} jobs", name, jobs_run.load());
+    return code;
+  }
+
+  void loop() {
+    const auto& s = options.settings;
+    while (!stop) {
+      if (options.parent_pid > 0 && ::getppid() != options.parent_pid) break;
+      Job job;
+      const auto st = source->next(job);
+      if (st == worker::NextStatus::Stop) break;
+      if (st == worker::NextStatus::Interrupted) {
+        clearInterrupt();
+        continue;
+      }
+      running = job.id;
+      worker::Result r;
+      if (job.expires_at && *job.expires_at <= nowUtc()) {
+        r = judge(job, Outcome::failure("job has expired"));
+        r.permanent = true;
+      } else {
+        r = judge(job, perform(job));
+      }
+      source->report(r);
+      running = 0;
+      ++jobs_run;
+      if (s.max_job_count > 0 && static_cast<std::int64_t>(jobs_run.load()) >= s.max_job_count) {
+        spdlog::info("max_job_count {} reached", s.max_job_count);
+        break;
+      }
+      if (s.memory_high_water > 0 && residentBytes() > s.memory_high_water) {
+        spdlog::info("memory high-water mark passed ({} bytes)", residentBytes());
+        break;
+      }
+    }
+  }
+};
+
+Worker::Worker(WorkerOptions options) : m_impl(std::make_unique<Impl>(std::move(options))) {}
+Worker::~Worker() = default;
+int Worker::run() { return m_impl->run(); }
+void Worker::requestStop() noexcept {
+  m_impl->stop = true;
+  m_impl->interrupt();
+}
+const std::string& Worker::name() const noexcept { return m_impl->name; }
+std::uint64_t Worker::jobsRun() const noexcept { return m_impl->jobs_run.load(); }
+
+}  // namespace hostq
