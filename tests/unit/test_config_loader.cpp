@@ -175,6 +175,7 @@ server:
   keep_failed_jobs: false
   default_max_attempts: 3
   idle_hook: /usr/local/bin/idle
+  restart_grace: 3s
 )");
   EXPECT_EQ(s.database_url, "postgresql:///jobs");
   EXPECT_EQ(s.slow_exit_timeout, 2500ms);
@@ -198,6 +199,7 @@ server:
   EXPECT_FALSE(s.server.keep_failed_jobs);
   EXPECT_EQ(s.server.default_max_attempts, 3);
   EXPECT_EQ(s.server.idle_hook, "/usr/local/bin/idle");
+  EXPECT_EQ(s.server.restart_grace, 3s);
   EXPECT_TRUE(s.workers.empty());
 }
 
@@ -275,6 +277,7 @@ TEST(ConfigLoader, RefusesBadServerAndTopLevelValues) {
       {"server: {prefetched_jobs_timeout: 0}", "server.prefetched_jobs_timeout: must be greater than zero"},
       {"server: {flush_delay: -1}", "server.flush_delay: must be a duration"},
       {"server: {flush_delay: 1h}", "server.flush_delay: must be a duration"},
+      {"server: {restart_grace: -1s}", "server.restart_grace: must be a duration"},
       {"server: {forced_latency: sometimes}", "server.forced_latency: must be true or false"},
       {"server: {max_frame_bytes: 10}", "server.max_frame_bytes: must be between 4k and 4G"},
       {"server: {max_frame_bytes: 5G}", "server.max_frame_bytes: must be between 4k and 4G"},
