@@ -1,0 +1,755 @@
+// Store on libpq. Statement texts live in statements.hpp; this file holds validation, parameter
+// encoding, result decoding, transactions and the retry policy (docs/store.md).
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "hostq/store.hpp"
+#include "store/pg_connection.hpp"
+#include "store/statements.hpp"
+
+namespace hostq::detail {
+extern const std::pair<std::string_view, std::string_view> kSqlFiles[];
+extern const std::size_t kSqlFileCount;
+}  // namespace hostq::detail
+
+namespace hostq {
+namespace {
+
+using store::Param;
+using store::PgResult;
+using store::Phase;
+namespace sql = store::sql;
+
+/// Transient server-side rollbacks (deadlock, serialization, lock timeout) are retried this often.
+constexpr int kMaxRetries = 3;
+
+int migrationVersion(std::string_view fileName) {
+  int v = 0;
+  for (char c : fileName) {
+    if (c < '0' || c > '9') break;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+Param num(std::int64_t v) { return std::to_string(v); }
+
+bool blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c) != 0; });
+}
+
+std::optional<TimePoint> optTime(const PgResult& r, int row, int col) {
+  auto v = r.optI64(row, col);
+  return v ? std::optional<TimePoint>(store::fromMicros(*v)) : std::nullopt;
+}
+
+Job parseJob(const PgResult& r, int row, int c, bool failed = false) {
+  Job j;
+  j.id = r.i64(row, c + 0);
+  j.priority = r.isNull(row, c + 1) ? 0 : r.i32(row, c + 1);
+  j.attempts = r.isNull(row, c + 2) ? 0 : r.i32(row, c + 2);
+  j.tag = r.isNull(row, c + 3) ? std::string() : r.str(row, c + 3);
+  j.payload = r.isNull(row, c + 4) ? std::string() : r.str(row, c + 4);
+  j.last_error = r.optStr(row, c + 5);
+  j.queue = r.isNull(row, c + 6) ? std::string() : r.str(row, c + 6);
+  j.run_at = optTime(r, row, c + 7).value_or(TimePoint{});
+  j.locked_at = optTime(r, row, c + 8);
+  j.failed_at = optTime(r, row, c + 9);
+  j.locked_by = r.optStr(row, c + 10);
+  j.created_at = optTime(r, row, c + 11).value_or(TimePoint{});
+  j.updated_at = optTime(r, row, c + 12).value_or(TimePoint{});
+  if (auto v = r.optI64(row, c + 13)) j.max_attempts = static_cast<int>(*v);
+  j.strand = r.optStr(row, c + 14);
+  j.next_in_strand = r.boolean(row, c + 15);
+  j.source = r.optStr(row, c + 16);
+  j.max_concurrent = r.i32(row, c + 17);
+  j.expires_at = optTime(r, row, c + 18);
+  j.strand_order_override = r.i32(row, c + 19);
+  j.singleton = r.optStr(row, c + 20);
+  if (failed) {
+    j.original_job_id = r.optI64(row, c + 21);
+    j.requeued_job_id = r.optI64(row, c + 22);
+  }
+  return j;
+}
+
+const char* onConflictName(OnConflict c) {
+  switch (c) {
+    case OnConflict::UseEarliest: return "use_earliest";
+    case OnConflict::Overwrite: return "overwrite";
+    case OnConflict::Loose: return "loose";
+    case OnConflict::Patient: return "patient";
+  }
+  return "use_earliest";
+}
+
+std::string likeEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::int64_t nowMicros() {
+  return store::micros(
+      std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()));
+}
+
+/// Start time of a live process in Unix µs (from /proc), or nullopt if unreadable. Resolution is
+/// bounded by /proc/stat's btime, which is whole seconds.
+std::optional<std::int64_t> processStartMicros(int pid) {
+  std::ifstream statFile("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(statFile, line)) return std::nullopt;
+  const auto close = line.rfind(')');  // comm may contain spaces and parentheses
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  unsigned long long startTicks = 0;
+  // fields after comm start at field 3 (state); starttime is field 22
+  for (int i = 3; i <= 22 && (fields >> field); ++i) {
+    if (i == 22) startTicks = std::stoull(field);
+  }
+  std::ifstream procStat("/proc/stat");
+  long long btime = -1;
+  while (std::getline(procStat, line)) {
+    if (line.rfind("btime ", 0) == 0) btime = std::stoll(line.substr(6));
+  }
+  const long hz = sysconf(_SC_CLK_TCK);
+  if (btime < 0 || hz <= 0) return std::nullopt;
+  return btime * 1'000'000 + static_cast<std::int64_t>(startTicks) * 1'000'000 / hz;
+}
+
+class PgStore final : public Store {
+ public:
+  PgStore(std::string url, StoreOptions options)
+      : m_options(options), m_conn(std::move(url), std::move(options)) {
+    m_conn.open();
+  }
+
+  // --- schema -----------------------------------------------------------------------------------
+  int migrate() override {
+    return withRetry([&] {
+      Transaction txn(*this);
+      m_conn.simple(sql::kMigrateLock, Phase::InTxn);
+      const int current = currentVersion(Phase::InTxn);
+      const int latest = latestSchemaVersion();
+      if (current > latest) {
+        throw SchemaTooNewError("database schema version " + std::to_string(current) +
+                                " is newer than this hostq binary knows (" + std::to_string(latest) +
+                                "); upgrade hostq before using this database");
+      }
+      if (current == latest) return 0;  // the transaction rolls back: nothing written
+      m_conn.simple(
+          "CREATE TABLE IF NOT EXISTS hostq_schema_migrations ("
+          " version integer PRIMARY KEY, name text NOT NULL,"
+          " applied_at timestamp without time zone NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'))",
+          Phase::InTxn);
+      int applied = 0;
+      for (std::size_t i = 0; i < detail::kSqlFileCount; ++i) {
+        const auto& [name, body] = detail::kSqlFiles[i];
+        const int v = migrationVersion(name);
+        if (v <= current) continue;
+        m_conn.simple(std::string(body), Phase::InTxn);
+        static const store::Statement kRecord{
+            "hostq_record_migration",
+            "INSERT INTO hostq_schema_migrations (version, name) VALUES ($1::int, $2::text)"};
+        m_conn.exec(kRecord, {num(v), Param(std::string(name))}, Phase::InTxn);
+        ++applied;
+      }
+      txn.commit();
+      return applied;
+    });
+  }
+
+  int schemaVersion() override {
+    return withRetry([&] { return currentVersion(Phase::Read); });
+  }
+
+  // --- enqueue ----------------------------------------------------------------------------------
+  Enqueued enqueue(const NewJob& job) override {
+    validate(job);
+    return withRetry([&] { return insert(job, Phase::Write); });
+  }
+
+  std::vector<Enqueued> enqueueMany(std::span<const NewJob> jobs) override {
+    for (const auto& j : jobs) validate(j);
+    if (jobs.empty()) return {};
+    return withRetry([&] {
+      Transaction txn(*this);
+      std::vector<Enqueued> out;
+      out.reserve(jobs.size());
+      for (const auto& j : jobs) out.push_back(insert(j, Phase::InTxn));
+      txn.commit();
+      return out;
+    });
+  }
+
+  std::size_t enqueueBulk(std::span<const NewJob> jobs) override {
+    for (const auto& j : jobs) validate(j);
+    if (jobs.empty()) return 0;
+    return withRetry([&] {
+      Transaction txn(*this);
+      // now() is fixed for the transaction, so this value is exactly what the insert statement
+      // would have used; COPY cannot evaluate expressions itself.
+      const std::int64_t dbNow = m_conn.exec(sql::kNowMicros, {}, Phase::InTxn).i64(0, 0);
+      const std::string nowText = store::timestampText(dbNow);
+      std::string data;
+      data.reserve(jobs.size() * 96);
+      std::size_t count = 0;
+      for (const auto& j : jobs) {
+        if (!isPlain(j)) {
+          insert(j, Phase::InTxn);
+          ++count;
+          continue;
+        }
+        const std::int64_t runAt =
+            j.run_at ? store::micros(*j.run_at) : dbNow + (j.run_in ? j.run_in->count() : 0);
+        data += std::to_string(j.priority);
+        data += "\t0\t";
+        store::appendCopyField(data, j.payload);
+        data += '\t';
+        store::appendCopyField(data, j.queue);
+        data += '\t';
+        data += store::timestampText(runAt);
+        data += '\t';
+        data += nowText;
+        data += '\t';
+        data += nowText;
+        data += '\t';
+        store::appendCopyField(data, j.tag);
+        data += '\t';
+        data += std::to_string(j.max_attempts.value_or(m_options.default_max_attempts));
+        data += '\t';
+        if (j.source) {
+          store::appendCopyField(data, *j.source);
+        } else {
+          data += "\\N";
+        }
+        data += '\t';
+        data += j.expires_at ? store::timestampText(store::micros(*j.expires_at)) : "\\N";
+        data += '\n';
+      }
+      if (!data.empty()) count += static_cast<std::size_t>(m_conn.copyIn(sql::kCopyJobs, data));
+      txn.commit();
+      return count;
+    });
+  }
+
+  // --- the hot path -----------------------------------------------------------------------------
+  ReserveResult reserve(const ReserveRequest& req) override {
+    if (blank(req.queue)) throw ValidationError("queue name can't be blank");
+    if (req.min_priority < kMinPriority || req.max_priority > kMaxPriority) {
+      throw ValidationError("priority range must lie within " + std::to_string(kMinPriority) +
+                            ".." + std::to_string(kMaxPriority));
+    }
+    if (req.prefetch < 0) throw ValidationError("prefetch must not be negative");
+    // inst-jobs would lock the extra rows with locked_by NULL: stuck forever. Refuse instead.
+    if (req.prefetch > 0 && req.prefetch_owner.empty()) {
+      throw ValidationError("prefetch > 0 needs a prefetch_owner");
+    }
+    ReserveResult out;
+    const auto limit = static_cast<std::int64_t>(req.worker_names.size()) + req.prefetch;
+    if (limit == 0) return out;
+    const std::array<Param, 7> params{
+        Param(store::arrayLiteral(std::span<const std::string>(req.worker_names))),
+        Param(req.queue),
+        num(req.min_priority),
+        num(req.max_priority),
+        num(limit),
+        num(std::max<std::int64_t>(0, req.forced_latency.count())),
+        req.prefetch > 0 ? Param(req.prefetch_owner) : std::nullopt};
+    for (int repairs = 0;; ++repairs) {
+      try {
+        PgResult r = withRetry([&] { return m_conn.exec(sql::kReserve, params, Phase::Write); });
+        std::vector<std::pair<std::int64_t, Job>> rows;
+        rows.reserve(static_cast<std::size_t>(r.rows()));
+        for (int i = 0; i < r.rows(); ++i) rows.emplace_back(r.i64(i, 0), parseJob(r, i, 1));
+        // RETURNING order is unspecified; row numbers are the (priority, run_at, id) order.
+        std::sort(rows.begin(), rows.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (auto& [rn, job] : rows) {
+          if (rn <= static_cast<std::int64_t>(req.worker_names.size())) {
+            out.assigned.emplace_back(req.worker_names[static_cast<std::size_t>(rn - 1)],
+                                      std::move(job));
+          } else {
+            out.prefetched.push_back(std::move(job));
+          }
+        }
+        return out;
+      } catch (const DbError& e) {
+        static const std::regex kKey(R"(Key \(singleton\)=\((.+)\) already exists\.)");
+        std::cmatch m;
+        const std::string what = e.what();
+        if (e.sqlstate() != "23505" ||
+            what.find("index_delayed_jobs_on_singleton_running") == std::string::npos ||
+            !std::regex_search(what.c_str(), m, kKey) || repairs >= kMaxRetries) {
+          throw;
+        }
+        if (!repairSingleton(m[1].str())) throw;
+      }
+    }
+  }
+
+  BatchResult transferLocks(std::span<const LockTransfer> transfers) override {
+    std::vector<std::int64_t> ids;
+    std::vector<std::string> from, to;
+    for (const auto& t : transfers) {
+      ids.push_back(t.id);
+      from.push_back(t.from);
+      to.push_back(t.to);
+    }
+    std::unordered_map<std::int64_t, std::string> target;
+    for (const auto& t : transfers) target[t.id] = t.to;
+    return casBatch(
+        sql::kTransfer,
+        {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
+         Param(store::arrayLiteral(std::span<const std::string>(from))),
+         Param(store::arrayLiteral(std::span<const std::string>(to)))},
+        ids, [&](std::int64_t id, const std::optional<std::optional<std::string>>& state) {
+          return state && *state && **state == target[id];
+        });
+  }
+
+  BatchResult complete(std::span<const OwnedJob> jobs) override {
+    auto [ids, owners] = split(jobs);
+    // After an in-doubt delete, a job that is gone counts as completed: only its owner deletes it.
+    return casBatch(sql::kComplete,
+                    {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
+                     Param(store::arrayLiteral(std::span<const std::string>(owners)))},
+                    ids, [](std::int64_t, const auto& state) { return !state.has_value(); });
+  }
+
+  BatchResult unlock(std::span<const OwnedJob> jobs) override {
+    auto [ids, owners] = split(jobs);
+    return casBatch(sql::kUnlock,
+                    {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
+                     Param(store::arrayLiteral(std::span<const std::string>(owners)))},
+                    ids, [](std::int64_t, const auto& state) { return state && !*state; });
+  }
+
+  std::vector<FailResult> fail(std::span<const Failure> failures) override {
+    if (failures.empty()) return {};
+    std::vector<std::int64_t> ids;
+    std::vector<std::string> owners, errors;
+    std::vector<std::optional<std::string>> runAts;
+    std::vector<bool> counts, permanents;
+    for (const auto& f : failures) {
+      ids.push_back(f.id);
+      owners.push_back(f.locked_by);
+      errors.push_back(f.error);
+      runAts.push_back(f.run_at ? std::optional<std::string>(std::to_string(store::micros(*f.run_at)))
+                                : std::nullopt);
+      counts.push_back(f.count_attempt);
+      permanents.push_back(f.permanent);
+    }
+    auto boolArray = [](const std::vector<bool>& v) {
+      std::string out = "{";
+      for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::string(v[i] ? "t" : "f");
+      return out + "}";
+    };
+    const std::array<Param, 8> params{
+        Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
+        Param(store::arrayLiteral(std::span<const std::string>(owners))),
+        Param(store::arrayLiteral(std::span<const std::string>(errors))),
+        Param(store::arrayLiteral(std::span<const std::optional<std::string>>(runAts))),
+        Param(boolArray(counts)),
+        Param(boolArray(permanents)),
+        num(m_options.default_max_attempts),
+        Param(m_options.keep_failed_jobs ? "t" : "f")};
+    // Not retried after a lost connection: the job may already be rescheduled or moved, and
+    // running it again would count a second attempt. The caller gets InDoubt.
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kFail, params, Phase::Write); });
+    std::unordered_map<std::int64_t, std::pair<bool, int>> done;
+    for (int i = 0; i < r.rows(); ++i) done[r.i64(i, 0)] = {r.boolean(i, 1), r.i32(i, 2)};
+    std::vector<FailResult> out;
+    for (const auto& f : failures) {
+      FailResult fr{f.id, FailOutcome::Mismatch, 0};
+      if (auto it = done.find(f.id); it != done.end()) {
+        fr.attempts = it->second.second;
+        fr.outcome = !it->second.first            ? FailOutcome::Rescheduled
+                     : m_options.keep_failed_jobs ? FailOutcome::MovedToFailedJobs
+                                                  : FailOutcome::Deleted;
+        done.erase(it);  // a duplicate id in the batch is applied once
+      }
+      out.push_back(fr);
+    }
+    return out;
+  }
+
+  // --- recovery and maintenance -----------------------------------------------------------------
+  int unlockOrphanedJobs(const std::string& host, std::optional<int> pid) override {
+    const std::string prefix = host + ":";
+    const std::string pattern =
+        likeEscape(prefix) + (pid ? std::to_string(*pid) : std::string("%"));
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kLockedLike, {Param(pattern)}, Phase::Read); });
+    std::vector<Failure> dead;
+    std::unordered_map<int, bool> verdict;
+    for (int i = 0; i < r.rows(); ++i) {
+      const std::string lockedBy = r.str(i, 1);
+      const std::string suffix = lockedBy.substr(prefix.size());
+      if (suffix.empty() || suffix.size() > 9 ||
+          !std::all_of(suffix.begin(), suffix.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+        continue;  // "host:notanumber" is somebody else's naming scheme: leave it alone
+      }
+      const int owner = std::stoi(suffix);
+      if (pid && owner != *pid) continue;
+      const std::int64_t lockedAt = r.i64(i, 2);
+      bool isDead = pid.has_value();  // the caller reaped it
+      if (!isDead) isDead = processDead(owner, lockedAt);
+      if (isDead) dead.push_back(Failure{r.i64(i, 0), lockedBy, "process died", std::nullopt, true, false});
+    }
+    if (dead.empty()) return 0;
+    int handled = 0;
+    for (const auto& f : fail(dead)) handled += f.outcome != FailOutcome::Mismatch ? 1 : 0;
+    return handled;
+  }
+
+  int rescheduleLockedBy(std::span<const std::string> names, const std::string& error) override {
+    if (names.empty()) return 0;
+    const std::string arr = store::arrayLiteral(names);
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kLockedByAny, {Param(arr)}, Phase::Read); });
+    std::vector<Failure> failures;
+    for (int i = 0; i < r.rows(); ++i) {
+      failures.push_back(Failure{r.i64(i, 0), r.str(i, 1), error, std::nullopt, true, false});
+    }
+    int handled = 0;
+    for (const auto& f : fail(failures)) handled += f.outcome != FailOutcome::Mismatch ? 1 : 0;
+    return handled;
+  }
+
+  int clearLocks(const std::string& name) override {
+    // Idempotent, so a loss is handled like a lost read (Phase::Read) and the statement re-run;
+    // the count may then miss rows the lost attempt already unlocked.
+    return withRetry([&] {
+      return static_cast<int>(m_conn.exec(sql::kClearLocks, {Param(name)}, Phase::Read).affected());
+    });
+  }
+
+  std::optional<int> unlockOrphanedPrefetchedJobs(std::chrono::seconds olderThan) override {
+    PgResult r = withRetry(  // idempotent like clearLocks
+        [&] { return m_conn.exec(sql::kPurgePrefetched, {num(olderThan.count())}, Phase::Read); });
+    if (!r.boolean(0, 0)) return std::nullopt;
+    return r.i32(0, 1);
+  }
+
+  int hold(std::span<const JobId> ids) override {
+    const std::string arr = store::arrayLiteral(ids);
+    return withRetry([&] { return static_cast<int>(m_conn.exec(sql::kHold, {Param(arr)}, Phase::Write).affected()); });
+  }
+
+  int unhold(std::span<const JobId> ids) override {
+    const std::string arr = store::arrayLiteral(ids);
+    return withRetry([&] { return static_cast<int>(m_conn.exec(sql::kUnhold, {Param(arr)}, Phase::Write).affected()); });
+  }
+
+  JobId requeueFailed(JobId failedId) override {
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kRequeue, {num(failedId)}, Phase::Write); });
+    if (r.rows() == 0) throw ValidationError("no failed job with id " + std::to_string(failedId));
+    return r.i64(0, 0);
+  }
+
+  std::optional<Job> find(JobId id) override {
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kFind, {num(id)}, Phase::Read); });
+    if (r.rows() == 0) return std::nullopt;
+    return parseJob(r, 0, 0);
+  }
+
+  std::optional<Job> findFailed(JobId id) override {
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kFindFailed, {num(id)}, Phase::Read); });
+    if (r.rows() == 0) return std::nullopt;
+    return parseJob(r, 0, 0, true);
+  }
+
+  std::vector<Job> list(ListFlavor flavor, const std::string& key, int limit, int offset) override {
+    const store::Statement* st = nullptr;
+    switch (flavor) {
+      case ListFlavor::Current: st = &sql::kListCurrent; break;
+      case ListFlavor::Future: st = &sql::kListFuture; break;
+      case ListFlavor::Running: st = &sql::kListRunning; break;
+      case ListFlavor::Failed: st = &sql::kListFailed; break;
+      case ListFlavor::Strand: st = &sql::kListStrand; break;
+      case ListFlavor::Tag: st = &sql::kListTag; break;
+    }
+    PgResult r = withRetry(
+        [&] { return m_conn.exec(*st, {Param(key), num(limit), num(offset)}, Phase::Read); });
+    std::vector<Job> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(parseJob(r, i, 0, flavor == ListFlavor::Failed));
+    return out;
+  }
+
+  std::vector<QueueCount> counts() override {
+    PgResult r = withRetry([&] { return m_conn.exec(sql::kCounts, {}, Phase::Read); });
+    std::vector<QueueCount> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(QueueCount{r.str(i, 0), r.i64(i, 1), r.i64(i, 2), r.i64(i, 3), r.i64(i, 4),
+                               r.i64(i, 5), r.i64(i, 6), r.i64(i, 7)});
+    }
+    return out;
+  }
+
+  bool hasRunnable(const std::string& queue, int minPriority, int maxPriority) override {
+    PgResult r = withRetry([&] {
+      return m_conn.exec(sql::kHasRunnable, {Param(queue), num(minPriority), num(maxPriority)},
+                         Phase::Read);
+    });
+    return r.boolean(0, 0);
+  }
+
+  // --- wake-ups ---------------------------------------------------------------------------------
+  void listen() override {
+    withRetry([&] { m_conn.simple("LISTEN hostq_jobs", Phase::Read); return 0; });
+    m_listening = true;
+  }
+
+  int drainNotifications() override {
+    if (!m_conn.ok()) return 0;
+    if (PQconsumeInput(m_conn.raw()) == 0) {
+      // The socket reported readable but the session is gone; the next statement reconnects.
+      return 0;
+    }
+    int n = 0;
+    while (PGnotify* note = PQnotifies(m_conn.raw())) {
+      ++n;
+      PQfreemem(note);
+    }
+    return n;
+  }
+
+  int socket() const override { return m_conn.raw() != nullptr ? PQsocket(m_conn.raw()) : -1; }
+
+  // --- plumbing ---------------------------------------------------------------------------------
+  void exec(const std::string& text) override { m_conn.simple(text, Phase::Write); }
+  std::uint64_t statementsExecuted() const override { return m_conn.statements(); }
+  void reconnect() override {
+    m_conn.close();
+    reconnectWithBackoff();
+  }
+  bool connected() const override { return m_conn.ok(); }
+
+ private:
+  /// BEGIN now, ROLLBACK on scope exit unless committed. COMMIT is the one write whose loss
+  /// leaves the outcome unknown (Phase::Write → InDoubt); everything before it is rolled back
+  /// by the server if the session dies, so the whole block may be retried.
+  class Transaction {
+   public:
+    explicit Transaction(PgStore& s) : m_s(s) { m_s.m_conn.simple("BEGIN", Phase::Idle); }
+    void commit() {
+      m_done = true;
+      m_s.m_conn.simple("COMMIT", Phase::Write);
+    }
+    ~Transaction() {
+      if (m_done || !m_s.m_conn.ok()) return;
+      try {
+        m_s.m_conn.simple("ROLLBACK", Phase::Idle);
+      } catch (...) {  // the connection is beyond help; the next call reconnects
+      }
+    }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+
+   private:
+    PgStore& m_s;
+    bool m_done = false;
+  };
+
+  static bool isPlain(const NewJob& j) { return !j.strand && !j.n_strand && !j.singleton; }
+
+  void validate(const NewJob& j) const {
+    if (blank(j.queue)) throw ValidationError("queue name can't be blank");
+    if (j.priority < kMinPriority || j.priority > kMaxPriority) {
+      throw ValidationError("priority " + std::to_string(j.priority) + " is outside " +
+                            std::to_string(kMinPriority) + ".." + std::to_string(kMaxPriority));
+    }
+    if (j.strand && j.n_strand) throw ValidationError("strand and n_strand are mutually exclusive");
+    if (j.on_conflict && !j.singleton) throw ValidationError("on_conflict needs a singleton");
+    if (j.max_concurrent && *j.max_concurrent < 1) throw ValidationError("max_concurrent must be >= 1");
+    if (j.max_attempts && *j.max_attempts < 1 && *j.max_attempts != -1 && *j.max_attempts != 0) {
+      throw ValidationError("max_attempts must be positive");
+    }
+    if (j.strand || j.n_strand) {
+      // A stranded job far in the future would block its whole strand until then (inst-jobs).
+      // The database clock is estimated from the offset sampled at connect: good to a few ms,
+      // against a 10 s grace, and it saves a round trip.
+      const auto grace = std::chrono::duration_cast<std::chrono::microseconds>(m_options.stranded_run_at_grace);
+      bool tooLate = false;
+      if (j.run_at) {
+        tooLate = store::micros(*j.run_at) > nowMicros() + m_conn.clockOffset().count() + grace.count();
+      } else if (j.run_in) {
+        tooLate = *j.run_in > grace;
+      }
+      if (tooLate) {
+        throw ValidationError("a stranded job's run_at may be at most " +
+                              std::to_string(m_options.stranded_run_at_grace.count()) + " s ahead");
+      }
+    }
+  }
+
+  Enqueued insert(const NewJob& j, Phase phase) {
+    std::optional<std::string> strand = j.strand ? j.strand : j.n_strand;
+    const int maxConcurrent = j.n_strand ? j.max_concurrent.value_or(1) : 1;
+    const std::array<Param, 13> params{
+        num(j.priority),
+        Param(j.payload),
+        Param(j.queue),
+        j.run_at ? num(store::micros(*j.run_at)) : std::nullopt,
+        j.run_in ? num(j.run_in->count()) : std::nullopt,
+        Param(j.tag),
+        num(j.max_attempts.value_or(m_options.default_max_attempts)),
+        strand,
+        j.source,
+        num(maxConcurrent),
+        j.expires_at ? num(store::micros(*j.expires_at)) : std::nullopt,
+        j.singleton,
+        Param(onConflictName(j.on_conflict.value_or(OnConflict::UseEarliest)))};
+    PgResult r = m_conn.exec(sql::kInsert, params, phase);
+    if (r.rows() == 0) return Enqueued{0, EnqueueResult::Dropped};
+    return Enqueued{r.i64(0, 0), r.boolean(0, 1) ? EnqueueResult::Inserted : EnqueueResult::Updated};
+  }
+
+  int currentVersion(Phase phase) {
+    if (!m_conn.simple(sql::kMigrationsTableExists, phase).boolean(0, 0)) return 0;
+    return m_conn.simple(sql::kMaxVersion, phase).i32(0, 0);
+  }
+
+  /// Returns true if the reservation should be retried.
+  bool repairSingleton(const std::string& singleton) {
+    return withRetry([&] {
+      Transaction txn(*this);
+      m_conn.exec(sql::kSingletonLock, {Param(singleton)}, Phase::InTxn);
+      PgResult r = m_conn.exec(sql::kSingletonRepair, {Param(singleton)}, Phase::InTxn);
+      const auto running = r.i64(0, 0);
+      const auto fixed = r.i64(0, 1);
+      txn.commit();
+      // One running twin and nothing to demote: the violation was something else; give up.
+      return !(running == 1 && fixed == 0);
+    });
+  }
+
+  static std::pair<std::vector<std::int64_t>, std::vector<std::string>> split(std::span<const OwnedJob> jobs) {
+    std::pair<std::vector<std::int64_t>, std::vector<std::string>> out;
+    for (const auto& j : jobs) {
+      out.first.push_back(j.id);
+      out.second.push_back(j.locked_by);
+    }
+    return out;
+  }
+
+  /// One CAS statement for the batch. If the connection dies with the statement in flight, the
+  /// effect is re-checked instead of guessed: after reconnecting, rows already in the target
+  /// state count as applied (`reached(id, state)`, state = nullopt when the row is gone, else its
+  /// locked_by), and the CAS is re-run for the rest, which is safe because it re-checks locked_by.
+  template <class Reached>
+  BatchResult casBatch(const store::Statement& st, std::initializer_list<Param> paramList,
+                       const std::vector<std::int64_t>& ids, Reached reached) {
+    BatchResult out;
+    if (ids.empty()) return out;
+    std::vector<Param> params(paramList);
+    std::unordered_set<std::int64_t> applied;
+    try {
+      PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
+      for (int i = 0; i < r.rows(); ++i) applied.insert(r.i64(i, 0));
+    } catch (const DbError& e) {
+      if (!e.isInDoubt()) throw;
+      reconnectWithBackoff();
+      PgResult states = withRetry([&] {
+        return m_conn.exec(sql::kLockStates, {params[0]}, Phase::Read);
+      });
+      std::unordered_map<std::int64_t, std::optional<std::string>> now;
+      for (int i = 0; i < states.rows(); ++i) now[states.i64(i, 0)] = states.optStr(i, 1);
+      for (auto id : ids) {
+        auto it = now.find(id);
+        const auto state = it == now.end() ? std::optional<std::optional<std::string>>()
+                                           : std::optional<std::optional<std::string>>(it->second);
+        if (reached(id, state)) applied.insert(id);
+      }
+      // A second loss now is reported as InDoubt again: the caller reconciles.
+      PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
+      for (int i = 0; i < r.rows(); ++i) applied.insert(r.i64(i, 0));
+    }
+    for (auto id : ids) (applied.count(id) ? out.applied : out.mismatched).push_back(id);
+    return out;
+  }
+
+  bool processDead(int pid, std::int64_t lockedAtDbMicros) const {
+    if (pid <= 0) return false;
+    if (::kill(pid, 0) != 0) return errno == ESRCH;  // EPERM: it exists, owned by someone else
+    // The pid is taken, but maybe by a process started after the job was locked: then the
+    // locker died and the pid was reused. locked_at is on the database clock; btime has 1 s
+    // resolution; the 2 s margin keeps a live worker from ever being judged dead by rounding.
+    const auto started = processStartMicros(pid);
+    if (!started) return false;
+    const auto lockedAtLocal = lockedAtDbMicros - m_conn.clockOffset().count();
+    return *started > lockedAtLocal + 2'000'000;
+  }
+
+  void reconnectWithBackoff() {
+    auto pause = std::chrono::milliseconds(50);
+    for (int attempt = 0;; ++attempt) {
+      try {
+        m_conn.open();
+        if (m_listening) m_conn.simple("LISTEN hostq_jobs", Phase::Read);
+        return;
+      } catch (const DbError&) {
+        if (attempt + 1 >= std::max(1, m_options.reconnect_attempts)) throw;
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+      }
+    }
+  }
+
+  /// Runs `f`, reconnecting first if needed. Retries server-side rollbacks (Retryable) and
+  /// failures that cannot have had an effect (ConnectionLost: the statement was a read, never
+  /// left, or its transaction was rolled back). InDoubt is never retried here.
+  template <class F>
+  auto withRetry(F&& f) -> decltype(f()) {
+    for (int attempt = 0;; ++attempt) {
+      if (!m_conn.ok()) reconnectWithBackoff();
+      try {
+        return f();
+      } catch (const DbError& e) {
+        if (attempt >= kMaxRetries) throw;
+        if (e.kind() == DbErrorKind::Retryable) continue;
+        if (e.kind() == DbErrorKind::ConnectionLost) {
+          m_conn.close();
+          continue;
+        }
+        if (e.kind() == DbErrorKind::InDoubt) m_conn.close();
+        throw;
+      }
+    }
+  }
+
+  StoreOptions m_options;
+  store::PgConnection m_conn;
+  bool m_listening = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> Store::connect(const std::string& url, StoreOptions options) {
+  return std::make_unique<PgStore>(url, std::move(options));
+}
+
+int Store::latestSchemaVersion() {
+  int latest = 0;
+  for (std::size_t i = 0; i < detail::kSqlFileCount; ++i) {
+    latest = std::max(latest, migrationVersion(detail::kSqlFiles[i].first));
+  }
+  return latest;
+}
+
+}  // namespace hostq
