@@ -112,6 +112,14 @@ void DbTest::destroy(JobId id) const {
   sql("DELETE FROM delayed_jobs WHERE id = " + std::to_string(id));
 }
 
+Failure DbTest::failure(JobId id, std::string lockedBy, std::string error) {
+  Failure f;
+  f.id = id;
+  f.locked_by = std::move(lockedBy);
+  f.error = std::move(error);
+  return f;
+}
+
 bool DbTest::nextInStrand(JobId id) const {
   return query("SELECT next_in_strand FROM delayed_jobs WHERE id = " + std::to_string(id)) == "t";
 }

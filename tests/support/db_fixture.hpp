@@ -45,6 +45,8 @@ class DbTest : public ::testing::Test {
                          int minPriority = kMinPriority, int maxPriority = kMaxPriority) const;
   /// Deletes a job as its owner would on success (or directly when unlocked).
   void destroy(JobId id) const;
+  /// A counted, non-permanent failure report.
+  static Failure failure(JobId id, std::string lockedBy, std::string error = "boom");
   bool nextInStrand(JobId id) const;
   bool exists(JobId id) const;
 
