@@ -530,6 +530,11 @@ struct ControlServer::Impl {
 ControlServer::ControlServer(ControlServerOptions options, ControlHandler& handler)
     : m_impl(std::make_unique<Impl>(std::move(options), handler)) {
   m_impl->bindSocket();
+  spdlog::info("control: listening on {}", m_impl->opt.socket_path);
+}
+
+void ControlServer::start() {
+  if (m_impl->thread.joinable() || m_impl->stopped) return;
   m_impl->startAccept();
   m_impl->thread = std::thread([impl = m_impl.get()] {
     try {
@@ -540,18 +545,23 @@ ControlServer::ControlServer(ControlServerOptions options, ControlHandler& handl
       std::terminate();
     }
   });
-  spdlog::info("control: listening on {}", m_impl->opt.socket_path);
 }
 
 ControlServer::~ControlServer() { stop(); }
 
 void ControlServer::stop() {
-  if (!m_impl || !m_impl->thread.joinable()) return;
-  asio::post(m_impl->io, [impl = m_impl.get()] {
-    impl->stopOnIoThread();
-    impl->io.stop();
-  });
-  m_impl->thread.join();
+  if (!m_impl || m_impl->stopped) return;
+  if (!m_impl->thread.joinable()) {  // never started: nothing runs on the io thread
+    m_impl->stopped = true;
+    boost::system::error_code ignored;
+    m_impl->acceptor.close(ignored);
+  } else {
+    asio::post(m_impl->io, [impl = m_impl.get()] {
+      impl->stopOnIoThread();
+      impl->io.stop();
+    });
+    m_impl->thread.join();
+  }
   struct stat st{};
   const auto& path = m_impl->opt.socket_path;
   // Only our own file: a successor may already have replaced it.

@@ -3,8 +3,8 @@
 // whole life. I/O only: job state belongs to the owner (the reserver loop), which hears about
 // connections through ControlHandler and answers through the thread-safe calls below.
 //
-// Threading: the server runs its own io thread (one Asio io_context, one thread), started by the
-// constructor and joined by stop(). Handler callbacks run on that thread, one at a time, in the
+// Threading: the server runs its own io thread (one Asio io_context, one thread), started by
+// start() and joined by stop(). Handler callbacks run on that thread, one at a time, in the
 // order bytes arrived on each connection; they must not block (enqueue and wake your loop).
 // No Asio type appears here, so the owner's code does not pull Asio in.
 #include <sys/types.h>
@@ -74,12 +74,16 @@ class ControlSetupError : public std::runtime_error {
 
 class ControlServer {
  public:
-  /// Binds the socket and starts the io thread. Throws ControlSetupError.
+  /// Binds and listens (peers may connect and wait in the backlog) but calls no handler until
+  /// start(), so the owner can finish wiring itself to this object first. Throws ControlSetupError.
   /// The directory of socket_path is created 0700 (0750 with allowed_gid) if missing; if it
   /// exists it must be owned by us and not writable by group/others. A socket file left by a
   /// dead server is replaced; a live server's socket (or its lock) makes this throw.
   ControlServer(ControlServerOptions options, ControlHandler& handler);
   ~ControlServer();  ///< stop()
+
+  /// Starts the io thread: accepting, reading, handler callbacks. Once only.
+  void start();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
 

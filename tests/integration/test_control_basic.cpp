@@ -30,6 +30,7 @@ struct ServerFixture : ::testing::Test {
     o.socket_path = dir.sock();
     server = std::make_unique<ControlServer>(o, owner);
     owner.server = server.get();
+    server->start();
   }
   void TearDown() override {
     if (server) server->stop();
@@ -200,6 +201,7 @@ TEST(ControlClient, AJobNotLockedForThisWorkerIsAProtocolErrorThatResetsTheConne
   o.socket_path = dir.sock();
   ControlServer server(o, owner);
   owner.server = &server;
+  server.start();
   ControlClient c;
   ASSERT_TRUE(c.connect(dir.sock(), 2s));
   ASSERT_TRUE(c.hello(helloFor("me:1"), 2s));
