@@ -63,7 +63,7 @@ void DbTest::TearDown() {
 std::unique_ptr<Store> DbTest::connectStore(std::optional<StoreOptions> options) const {
   StoreOptions o = options.value_or(storeOptions());
   o.schema = m_schema;
-  o.application_name = "hostq-test";
+  if (o.application_name == StoreOptions{}.application_name) o.application_name = "hostq-test";
   return Store::connect(m_url, o);
 }
 
