@@ -40,7 +40,7 @@ struct ServerSettings {
   std::string idle_hook;  ///< command run on idle/busy transitions ($HOSTQ_IDLE=1|0); empty = none
   /// After a restart, how long to wait for workers to reconnect and claim the jobs they hold
   /// before releasing this host's stale prefetch locks (skipped when there are none).
-  std::chrono::milliseconds restart_grace{1500};
+  std::chrono::milliseconds restart_grace{3000};
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).

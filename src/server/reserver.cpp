@@ -150,14 +150,19 @@ void Reserver::reportResult(ClientId id, const JobResult& result) {
     it->second.result_pending = true;
     owner = it->second.db_owner;
   } else {
-    // Not ours: a result resent after a server restart that the worker did not list in its
-    // hello, or a confused peer. The CAS on its own name makes it harmless either way.
+    // Not ours: a result resent after a server restart (or a confused peer). The row is locked
+    // by the worker's name, or still by the prefetch owner if the old server never wrote the
+    // transfer: adopt it with a transfer first, so the result's compare-and-set finds it under
+    // the worker's name either way (and the start-up release cannot free it meanwhile).
     owner = id < m_clients.size() ? m_clients[id].name : std::string();
     Held h;
     h.client = id;
     h.db_owner = owner;
     h.result_pending = true;
+    h.uncertain = true;
+    h.transfer_pending = true;
     m_held.emplace(result.id, h);
+    m_pendingTransfers.push_back(LockTransfer{result.id, m_prefetchOwner, owner});
   }
   if (id < m_clients.size() && m_clients[id].live) {
     auto& jobs = m_clients[id].jobs;

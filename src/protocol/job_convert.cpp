@@ -1,0 +1,47 @@
+#include "protocol/job_convert.hpp"
+
+namespace hostq::protocol {
+
+namespace {
+std::int64_t micros(const TimePoint& t) { return t.time_since_epoch().count(); }
+TimePoint fromMicros(std::int64_t us) { return TimePoint{std::chrono::microseconds{us}}; }
+}  // namespace
+
+JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq) {
+  JobAssigned a;
+  a.id = job.id;
+  a.tag = job.tag;
+  a.payload = job.payload;
+  a.attempts = job.attempts;
+  a.max_attempts = job.max_attempts.value_or(0);
+  a.priority = job.priority;
+  a.queue = job.queue;
+  a.strand = job.strand;
+  a.singleton = job.singleton;
+  a.run_at_us = micros(job.run_at);
+  a.created_at_us = micros(job.created_at);
+  a.expires_at_us = job.expires_at ? micros(*job.expires_at) : 0;
+  a.locked_by = job.locked_by.value_or("");
+  a.request_seq = request_seq;
+  return a;
+}
+
+Job toJob(const JobAssigned& a) {
+  Job j;
+  j.id = a.id;
+  j.tag = a.tag;
+  j.payload = a.payload;
+  j.attempts = a.attempts;
+  if (a.max_attempts > 0) j.max_attempts = a.max_attempts;
+  j.priority = a.priority;
+  j.queue = a.queue;
+  j.strand = a.strand;
+  j.singleton = a.singleton;
+  j.run_at = fromMicros(a.run_at_us);
+  j.created_at = fromMicros(a.created_at_us);
+  if (a.expires_at_us != 0) j.expires_at = fromMicros(a.expires_at_us);
+  j.locked_by = a.locked_by;
+  return j;
+}
+
+}  // namespace hostq::protocol

@@ -1,0 +1,598 @@
+#include "server/server.hpp"
+
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "common/json_writer.hpp"
+#include "control/control_server.hpp"
+#include "hostq/store.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/job_convert.hpp"
+#include "server/reserver.hpp"
+#include "shm/server_segment.hpp"
+
+namespace hostq::server {
+
+namespace {
+
+std::atomic<bool> g_exit{false};
+std::atomic<const shm::ServerDoorbell*> g_doorbell{nullptr};
+
+extern "C" void onServerSignal(int) {
+  g_exit.store(true);
+  if (auto* d = g_doorbell.load()) d->ring();
+}
+
+std::uint64_t monoNowNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// What the control thread hands the loop thread.
+struct Event {
+  enum class Kind { Hello, Message, Disconnect } kind;
+  control::ConnId conn = 0;
+  std::optional<protocol::Hello> hello;
+  control::PeerCred peer;
+  std::optional<protocol::Message> message;
+  std::string reason;
+};
+
+class Server final : public control::ControlHandler, public ReserverSink {
+ public:
+  explicit Server(const ServerOptions& o) : m_o(o) {}
+
+  int run();
+
+  // --- control thread ---------------------------------------------------------------------
+  void onHello(control::ConnId id, protocol::Hello hello, control::PeerCred peer) override {
+    Event e{Event::Kind::Hello, id, std::move(hello), peer, std::nullopt, {}};
+    post(std::move(e));
+  }
+  void onMessage(control::ConnId id, protocol::Message message) override {
+    Event e{Event::Kind::Message, id, std::nullopt, {}, std::move(message), {}};
+    post(std::move(e));
+  }
+  void onDisconnect(control::ConnId id, std::string reason) override {
+    Event e{Event::Kind::Disconnect, id, std::nullopt, {}, std::nullopt, std::move(reason)};
+    post(std::move(e));
+  }
+
+  // --- ReserverSink (loop thread) ----------------------------------------------------------
+  bool deliver(ClientId client, const Job& job, std::uint64_t request_seq) override;
+  void acknowledge(ClientId client, const std::vector<JobId>& jobs) override;
+
+ private:
+  struct Conn {
+    bool registered = false;
+    ClientId client = 0;
+    std::optional<std::uint32_t> slot;
+    std::string name;
+    bool goodbye = false;
+    bool monitor = false;  ///< `hostq stats` / `wait-idle`: asks for stats, never for jobs
+    /// Payloads too large for the ring, kept until the worker fetches them.
+    std::unordered_map<JobId, std::string> parked_payloads;
+  };
+
+  void post(Event e) {
+    {
+      std::lock_guard lock(m_inboxMutex);
+      m_inbox.push_back(std::move(e));
+    }
+    m_segment->ringServerDoorbell();
+  }
+
+  bool drainInbox();
+  bool scanSlots();
+  void handleHello(control::ConnId id, protocol::Hello& hello, const control::PeerCred& peer);
+  void handleMessage(control::ConnId id, Conn& conn, protocol::Message& m, bool via_ring);
+  void disconnect(control::ConnId id, const std::string& reason);
+  void dropWorker(control::ConnId id, const std::string& reason);
+  std::string statsJson();
+  void listenLoop();
+  void runIdleHook(bool idle);
+
+  ServerOptions m_o;
+  std::string m_host;
+  std::unique_ptr<Store> m_store;
+  std::optional<shm::ServerSegment> m_segment;
+  std::unique_ptr<control::ControlServer> m_control;
+  std::unique_ptr<Reserver> m_reserver;
+  ServerStats m_stats;
+
+  std::mutex m_inboxMutex;
+  std::vector<Event> m_inbox;
+  std::vector<Event> m_inboxWork;
+
+  std::unordered_map<control::ConnId, Conn> m_conns;
+  std::vector<control::ConnId> m_clientConn;   ///< ClientId → ConnId
+  std::vector<control::ConnId> m_slotConn;     ///< slot → ConnId (0 = free)
+  std::deque<std::uint32_t> m_freeSlots;       ///< FIFO, so a just-released slot is reused last
+  std::vector<std::byte> m_buf;
+
+  std::atomic<bool> m_notified{false};
+  std::atomic<bool> m_listenStop{false};
+  std::thread m_listener;
+  bool m_wasIdle = true;
+};
+
+bool Server::deliver(ClientId client, const Job& job, std::uint64_t request_seq) {
+  if (client >= m_clientConn.size()) return false;
+  const control::ConnId id = m_clientConn[client];
+  auto it = m_conns.find(id);
+  if (it == m_conns.end()) return false;
+  Conn& conn = it->second;
+  protocol::Message msg = protocol::toJobAssigned(job, request_seq);
+  if (conn.slot) {
+    auto enc = protocol::encodeInto(msg, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+    if (!enc.ok()) {
+      // Too large for a ring record: the ring says "fetch over the socket".
+      auto& a = std::get<protocol::JobAssigned>(msg);
+      conn.parked_payloads[job.id] = std::move(a.payload);
+      a.payload.clear();
+      a.payload_omitted = true;
+      enc = protocol::encodeInto(msg, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+    }
+    if (enc.ok()) {
+      switch (m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), enc.value()))) {
+        case shm::PushResult::Ok: return true;
+        case shm::PushResult::Full:
+        case shm::PushResult::TooLarge: break;  // fall back to the socket below
+        case shm::PushResult::Corrupt:
+        case shm::PushResult::Closed:
+          dropWorker(id, "reply ring corrupt or closed");
+          return false;
+      }
+      auto& a = std::get<protocol::JobAssigned>(msg);
+      if (a.payload_omitted) {
+        a.payload = std::move(conn.parked_payloads[job.id]);
+        conn.parked_payloads.erase(job.id);
+        a.payload_omitted = false;
+      }
+    }
+  }
+  m_control->send(id, std::move(msg));
+  return true;
+}
+
+void Server::acknowledge(ClientId client, const std::vector<JobId>& jobs) {
+  if (client >= m_clientConn.size()) return;
+  const control::ConnId id = m_clientConn[client];
+  auto it = m_conns.find(id);
+  if (it == m_conns.end()) return;
+  Conn& conn = it->second;
+  for (JobId j : jobs) conn.parked_payloads.erase(j);
+  if (conn.slot) {
+    // Acks are small; chunk them to fit one ring record each.
+    constexpr std::size_t kPerRecord = 96;
+    for (std::size_t i = 0; i < jobs.size(); i += kPerRecord) {
+      protocol::ResultAck ack;
+      ack.job_ids.assign(jobs.begin() + static_cast<std::ptrdiff_t>(i),
+                         jobs.begin() + static_cast<std::ptrdiff_t>(std::min(jobs.size(), i + kPerRecord)));
+      auto enc = protocol::encodeInto(protocol::Message(ack), std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+      if (enc.ok() && m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), enc.value())) ==
+                          shm::PushResult::Ok)
+        continue;
+      m_control->send(id, protocol::Message(std::move(ack)));
+    }
+    return;
+  }
+  m_control->send(id, protocol::Message(protocol::ResultAck{jobs}));
+}
+
+void Server::handleHello(control::ConnId id, protocol::Hello& hello, const control::PeerCred& peer) {
+  auto refuse = [&](const std::string& why) {
+    spdlog::warn("refusing worker {} (pid {}): {}", hello.name, peer.pid, why);
+    m_control->refuse(id, why);
+    m_conns.erase(id);
+  };
+  if (hello.name.empty() || hello.name.size() > 255) return refuse("bad worker name");
+  if (hello.config.queue.empty()) return refuse("blank queue");
+  if (hello.config.min_priority < kMinPriority || hello.config.max_priority > kMaxPriority ||
+      hello.config.min_priority > hello.config.max_priority)
+    return refuse("priority range outside 0..1000000");
+  if (hello.name.rfind("monitor:", 0) == 0) {
+    Conn& mon = m_conns[id];
+    mon.name = hello.name;
+    mon.registered = true;
+    mon.monitor = true;
+    protocol::HelloOk ok;
+    ok.generation = m_segment->generation();
+    ok.server_pid = ::getpid();
+    m_control->acceptHello(id, ok, -1);
+    return;
+  }
+  for (auto& [cid, c] : m_conns)
+    if (c.registered && c.name == hello.name) return refuse("worker name " + hello.name + " already connected");
+  Conn& conn = m_conns[id];
+  conn.name = hello.name;
+  protocol::HelloOk ok;
+  ok.generation = m_segment->generation();
+  ok.server_pid = ::getpid();
+  const bool wants_shm = hello.transport == protocol::Transport::Shm;
+  if (wants_shm && !m_freeSlots.empty()) {
+    const std::uint32_t slot = m_freeSlots.front();
+    m_freeSlots.pop_front();
+    m_segment->resetSlot(slot, peer.pid);
+    m_slotConn[slot] = id;
+    conn.slot = slot;
+    ok.slot = slot;
+  }
+  const Transport t = conn.slot ? Transport::Shm : Transport::Socket;
+  conn.client = m_reserver->addClient(hello.name, hello.pid, hello.config, t);
+  conn.registered = true;
+  if (m_clientConn.size() <= conn.client) m_clientConn.resize(conn.client + 1);
+  m_clientConn[conn.client] = id;
+  m_control->acceptHello(id, ok, conn.slot ? m_segment->fd() : -1);
+  spdlog::debug("worker {} registered ({}{})", hello.name, conn.slot ? "shm slot " : "socket",
+                conn.slot ? std::to_string(*conn.slot) : std::string());
+}
+
+void Server::handleMessage(control::ConnId id, Conn& conn, protocol::Message& m, bool via_ring) {
+  const auto now = SteadyClock::now();
+  if (conn.monitor) {
+    if (std::holds_alternative<protocol::StatsRequest>(m))
+      m_control->send(id, protocol::Message(protocol::StatsReply{statsJson()}));
+    else if (!std::holds_alternative<protocol::Goodbye>(m) && !std::holds_alternative<protocol::Heartbeat>(m))
+      dropWorker(id, "a monitor connection may only ask for stats");
+    return;
+  }
+  if (auto* r = std::get_if<protocol::Reserve>(&m)) {
+    // The worker's monotonic clock is the same as ours (one host), so the hand-off latency
+    // covers the trip through the ring or socket too.
+    SteadyClock::time_point at = now;
+    const auto mono = monoNowNs();
+    if (r->request_mono_ns > 0 && static_cast<std::uint64_t>(r->request_mono_ns) <= mono &&
+        mono - static_cast<std::uint64_t>(r->request_mono_ns) < 60'000'000'000ull)
+      at = now - std::chrono::nanoseconds(mono - static_cast<std::uint64_t>(r->request_mono_ns));
+    m_reserver->requestJob(conn.client, r->request_seq, at);
+  } else if (auto* c = std::get_if<protocol::Complete>(&m)) {
+    m_reserver->reportResult(conn.client, JobResult{c->job_id, true, {}, std::nullopt, true, false});
+  } else if (auto* f = std::get_if<protocol::Fail>(&m)) {
+    JobResult jr{f->job_id, false, f->error, std::nullopt, f->count_attempt, f->permanent};
+    if (f->run_at_us != 0) jr.run_at = TimePoint{std::chrono::microseconds{f->run_at_us}};
+    m_reserver->reportResult(conn.client, jr);
+  } else if (std::holds_alternative<protocol::Heartbeat>(m)) {
+  } else if (auto* fp = std::get_if<protocol::FetchPayload>(&m)) {
+    auto it = conn.parked_payloads.find(fp->job_id);
+    if (it == conn.parked_payloads.end()) return dropWorker(id, "fetch of a payload it was not given");
+    m_control->send(id, protocol::Message(protocol::Payload{fp->job_id, std::move(it->second)}));
+    conn.parked_payloads.erase(it);
+  } else if (std::holds_alternative<protocol::StatsRequest>(m)) {
+    m_control->send(id, protocol::Message(protocol::StatsReply{statsJson()}));
+  } else if (std::holds_alternative<protocol::Goodbye>(m)) {
+    conn.goodbye = true;
+  } else {
+    dropWorker(id, std::string("unexpected ") + protocol::typeName(protocol::typeOf(m)) +
+                       (via_ring ? " in ring" : " on socket"));
+  }
+}
+
+void Server::dropWorker(control::ConnId id, const std::string& reason) {
+  ++m_stats.workers_dropped;
+  auto it = m_conns.find(id);
+  if (it != m_conns.end() && it->second.slot) {
+    m_segment->releaseSlot(*it->second.slot);
+  }
+  spdlog::warn("dropping worker {}: {}", it != m_conns.end() ? it->second.name : "?", reason);
+  m_control->close(id, reason);  // onDisconnect follows and finishes the clean-up
+}
+
+void Server::disconnect(control::ConnId id, const std::string& reason) {
+  auto it = m_conns.find(id);
+  if (it == m_conns.end()) return;
+  Conn& conn = it->second;
+  if (conn.registered && !conn.monitor) {
+    const bool died = !conn.goodbye;
+    if (died) spdlog::info("worker {} disconnected: {}", conn.name, reason);
+    m_reserver->removeClient(conn.client, died);
+  }
+  if (conn.slot) {
+    m_segment->releaseSlot(*conn.slot);
+    m_slotConn[*conn.slot] = 0;
+    m_freeSlots.push_back(*conn.slot);
+  }
+  m_conns.erase(it);
+}
+
+bool Server::drainInbox() {
+  {
+    std::lock_guard lock(m_inboxMutex);
+    if (m_inbox.empty()) return false;
+    m_inboxWork.swap(m_inbox);
+  }
+  for (auto& e : m_inboxWork) {
+    switch (e.kind) {
+      case Event::Kind::Hello:
+        handleHello(e.conn, *e.hello, e.peer);
+        break;
+      case Event::Kind::Message: {
+        auto it = m_conns.find(e.conn);
+        if (it == m_conns.end()) break;  // refused or already dropped
+        if (!it->second.registered) {
+          // StatsRequest from the CLI arrives after a Hello; anything else before registration
+          // is a protocol error.
+          dropWorker(e.conn, "message before registration");
+          break;
+        }
+        handleMessage(e.conn, it->second, *e.message, false);
+        break;
+      }
+      case Event::Kind::Disconnect:
+        disconnect(e.conn, e.reason);
+        break;
+    }
+  }
+  m_inboxWork.clear();
+  return true;
+}
+
+bool Server::scanSlots() {
+  bool did = false;
+  // Copy: handling a request may release a slot and change the active list.
+  const auto active = m_segment->activeSlots();
+  std::vector<std::uint32_t> slots(active.begin(), active.end());
+  for (std::uint32_t slot : slots) {
+    const control::ConnId id = slot < m_slotConn.size() ? m_slotConn[slot] : 0;
+    for (int n = 0; n < 64; ++n) {  // bounded per slot per pass: no worker starves the others
+      std::size_t len = 0;
+      const auto r = m_segment->popRequest(slot, std::span<std::byte>(m_buf.data(), m_buf.size()), len);
+      if (r == shm::PopResult::Empty) break;
+      if (r != shm::PopResult::Ok) {
+        if (id) dropWorker(id, "request ring corrupt");
+        else m_segment->releaseSlot(slot);
+        break;
+      }
+      did = true;
+      auto it = m_conns.find(id);
+      if (it == m_conns.end() || !it->second.registered) break;
+      auto msg = protocol::decode(std::span<const std::byte>(m_buf.data(), len));
+      if (!msg.ok()) {
+        dropWorker(id, "bad request record: " + msg.error().describe());
+        break;
+      }
+      const auto type = protocol::typeOf(msg.value());
+      if (!protocol::isWorkerToServer(type) || type == protocol::MessageType::Hello) {
+        dropWorker(id, std::string("unexpected ") + protocol::typeName(type) + " in ring");
+        break;
+      }
+      handleMessage(id, it->second, msg.value(), true);
+      if (!m_segment->isActive(slot)) break;
+    }
+  }
+  return did;
+}
+
+std::string Server::statsJson() {
+  JsonWriter w;
+  w.beginObject();
+  w.field("server_pid", static_cast<std::int64_t>(::getpid()));
+  w.field("host", m_host);
+  w.field("generation", m_segment->generation());
+  w.key("workers").beginArray();
+  std::uint64_t waiting = 0, working = 0, by_shm = 0, by_socket = 0;
+  for (auto& c : m_reserver->clients()) {
+    w.beginObject();
+    w.field("name", c.name).field("pid", c.pid).field("transport", toString(c.transport));
+    w.field("state", c.state).field("jobs", c.jobs_done);
+    w.endObject();
+    waiting += std::string_view(c.state) == "waiting";
+    working += std::string_view(c.state) == "working";
+    (c.transport == Transport::Shm ? by_shm : by_socket)++;
+  }
+  w.endArray();
+  w.field("workers_shm", by_shm).field("workers_socket", by_socket);
+  w.field("workers_waiting", waiting).field("workers_working", working);
+  const auto& s = m_stats;
+  w.field("idle", m_reserver->allIdle());
+  w.field("drained", m_reserver->drained());
+  w.field("database_up", m_reserver->databaseUp());
+  w.field("jobs_handed_out", s.jobs_handed_out).field("handed_out_shm", s.handed_out_shm);
+  w.field("handed_out_socket", s.handed_out_socket).field("handed_from_prefetch", s.handed_from_prefetch);
+  w.field("jobs_completed", s.jobs_completed).field("jobs_failed", s.jobs_failed);
+  w.field("jobs_rescheduled_died", s.jobs_rescheduled_died).field("jobs_unlocked", s.jobs_unlocked);
+  w.field("prefetched", static_cast<std::uint64_t>(m_reserver->prefetchedCount()));
+  w.field("results_pending", static_cast<std::uint64_t>(m_reserver->pendingResults()));
+  w.field("reservations", s.reservations).field("reserved_rows", s.reserved_rows);
+  w.field("empty_reservations", s.empty_reservations).field("max_batch", s.max_batch_seen);
+  w.field("transfer_mismatches", s.transfer_mismatches).field("result_mismatches", s.result_mismatches);
+  w.field("db_statements", s.statements.total());
+  w.key("db_statements_by_kind").beginObject();
+  w.field("reserve", s.statements.reserve).field("transfer", s.statements.transfer);
+  w.field("complete", s.statements.complete).field("fail", s.statements.fail);
+  w.field("unlock", s.statements.unlock).field("maintenance", s.statements.maintenance);
+  w.endObject();
+  const std::uint64_t done = s.jobs_completed + s.jobs_failed;
+  w.field("db_statements_per_job", done ? static_cast<double>(s.statements.total()) / static_cast<double>(done) : 0.0);
+  w.field("db_errors", s.db_errors).field("db_reconnects", s.db_reconnects);
+  w.field("notifications", s.notifications).field("workers_dropped", s.workers_dropped);
+  w.field("idle_transitions", s.idle_transitions);
+  auto pct = [&](const char* name, const LatencyHistogram& h) {
+    w.key(name).beginObject();
+    w.field("count", h.count());
+    w.field("p50_us", static_cast<double>(h.percentile(0.50)) / 1000.0);
+    w.field("p99_us", static_cast<double>(h.percentile(0.99)) / 1000.0);
+    w.field("p999_us", static_cast<double>(h.percentile(0.999)) / 1000.0);
+    w.endObject();
+  };
+  pct("handoff", s.handoff);
+  pct("enqueue_to_start", s.enqueue_to_start);
+  w.key("batch_rows").beginObject();
+  w.field("count", s.batch_sizes.count());
+  w.field("p50", s.batch_sizes.percentile(0.5)).field("max", s.max_batch_seen);
+  w.endObject();
+  const auto& wc = m_segment->counters();
+  (void)wc;
+  w.endObject();
+  return w.str();
+}
+
+void Server::listenLoop() {
+  std::unique_ptr<Store> conn;
+  auto backoff = std::chrono::milliseconds(50);
+  while (!m_listenStop.load()) {
+    try {
+      if (!conn) {
+        StoreOptions so;
+        so.schema = m_o.schema;
+        so.application_name = "hostq server listener";
+        conn = Store::connect(resolveDatabaseUrl(m_o.database_url), so);
+        conn->listen();
+        backoff = std::chrono::milliseconds(50);
+        // Anything enqueued while we were not listening must not wait for the poll.
+        m_notified.store(true);
+        m_segment->ringServerDoorbell();
+      }
+      pollfd fd{conn->socket(), POLLIN, 0};
+      const int rc = ::poll(&fd, 1, 200);
+      if (rc > 0 && conn->drainNotifications() > 0) {
+        m_notified.store(true);
+        m_segment->ringServerDoorbell();
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("listener: {}", e.what());
+      conn.reset();
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
+}
+
+void Server::runIdleHook(bool idle) {
+  if (m_o.settings.idle_hook.empty()) return;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("HOSTQ_IDLE", idle ? "1" : "0", 1);
+    ::execl("/bin/sh", "sh", "-c", m_o.settings.idle_hook.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+}
+
+int Server::run() {
+  m_host = resolveHostname(m_o.settings.hostname);
+  if (m_o.parent_pid > 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != m_o.parent_pid) return 0;
+  }
+  // Hook children are not waited for.
+  ::signal(SIGCHLD, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  StoreOptions so;
+  so.schema = m_o.schema;
+  so.keep_failed_jobs = m_o.settings.keep_failed_jobs;
+  so.default_max_attempts = m_o.settings.default_max_attempts;
+  so.application_name = "hostq server";
+  const std::string url = resolveDatabaseUrl(m_o.database_url);
+  // The database may not be up yet (pool start, database restart): keep trying.
+  for (auto backoff = std::chrono::milliseconds(100);; backoff = std::min(backoff * 2, std::chrono::milliseconds(2000))) {
+    try {
+      m_store = Store::connect(url, so);
+      break;
+    } catch (const DbError& e) {
+      if (e.kind() == DbErrorKind::GiveUp) throw;
+      spdlog::warn("database not reachable ({}); retrying", e.what());
+      if (g_exit.load()) return 0;
+      std::this_thread::sleep_for(backoff);
+    }
+  }
+
+  auto seg = shm::ServerSegment::create(static_cast<std::uint32_t>(std::max(1, m_o.settings.max_workers)));
+  if (!seg) {
+    spdlog::critical("cannot create the shared-memory segment");
+    return 1;
+  }
+  m_segment.emplace(std::move(seg.value()));
+  m_slotConn.assign(m_segment->capacity(), 0);
+  for (std::uint32_t i = 0; i < m_segment->capacity(); ++i) m_freeSlots.push_back(i);
+  m_buf.resize(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax) + 64);
+
+  m_reserver = std::make_unique<Reserver>(*m_store, m_o.settings, m_host, *this, m_stats);
+
+  const shm::ServerDoorbell doorbell = m_segment->doorbell();
+  g_doorbell.store(&doorbell);
+  struct sigaction sa{};
+  sa.sa_handler = onServerSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGINT, SIGTERM, SIGQUIT}) ::sigaction(s, &sa, nullptr);
+
+  control::ControlServerOptions co;
+  co.socket_path = resolveSocketPath(m_o.settings.socket_path);
+  co.max_frame_size = m_o.settings.max_frame_bytes;
+  co.frame_timeout = m_o.settings.read_timeout;
+  co.max_connections = static_cast<std::size_t>(m_o.settings.max_connections);
+  if (!m_o.settings.allowed_group.empty()) {
+    if (group* g = ::getgrnam(m_o.settings.allowed_group.c_str())) co.allowed_gid = g->gr_gid;
+    else spdlog::warn("allowed_group {} not found; only our uid may connect", m_o.settings.allowed_group);
+  }
+  m_control = std::make_unique<control::ControlServer>(co, *this);
+  m_control->start();
+  m_listener = std::thread([this] { listenLoop(); });
+  spdlog::info("server {} listening on {} (pid {}, {} shm slots)", m_host, co.socket_path, ::getpid(),
+               m_segment->capacity());
+
+  while (!g_exit.load()) {
+    if (m_o.parent_pid > 0 && ::getppid() != m_o.parent_pid) {
+      spdlog::warn("pool {} is gone; exiting", m_o.parent_pid);
+      break;
+    }
+    bool did = drainInbox();
+    did |= scanSlots();
+    if (m_notified.exchange(false)) {
+      ++m_stats.notifications;
+      m_reserver->jobsMayExist();
+    }
+    const auto now = SteadyClock::now();
+    did |= m_reserver->poll(now);
+    const bool idle = m_reserver->allIdle();
+    if (idle != m_wasIdle) {
+      m_wasIdle = idle;
+      runIdleHook(idle);
+    }
+    if (did) continue;
+    const auto deadline = m_reserver->nextDeadline(now);
+    auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - SteadyClock::now());
+    timeout = std::clamp(timeout, std::chrono::nanoseconds(0), std::chrono::nanoseconds(std::chrono::seconds(1)));
+    m_segment->waitForWork(timeout);
+  }
+
+  spdlog::info("server shutting down: flushing results and releasing prefetched jobs");
+  // Results that workers already wrote into their rings are not lost on the way out.
+  drainInbox();
+  scanSlots();
+  const bool clean = m_reserver->drain();
+  if (!clean) spdlog::error("could not flush everything before exit; the next server start recovers it");
+  m_control->broadcast(protocol::Notice{protocol::NoticeKind::Stop, "server stopping"});
+  m_listenStop.store(true);
+  m_listener.join();
+  m_control->stop();
+  g_doorbell.store(nullptr);
+  m_segment->retire();
+  spdlog::info("server exiting: {} jobs completed, {} statements", m_stats.jobs_completed,
+               m_stats.statements.total());
+  return clean ? 0 : 1;
+}
+
+}  // namespace
+
+int runServer(const ServerOptions& options) {
+  g_exit.store(false);
+  Server s(options);
+  return s.run();
+}
+
+}  // namespace hostq::server

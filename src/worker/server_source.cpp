@@ -1,0 +1,315 @@
+#include "worker/server_source.hpp"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <mutex>
+
+#include "control/backoff.hpp"
+#include "control/control_client.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/job_convert.hpp"
+#include "shm/worker_segment.hpp"
+
+namespace hostq::worker {
+
+namespace {
+
+std::int64_t monoNowNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool readable(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+struct ServerSource::Impl {
+  std::string path;
+  std::string name;
+  WorkerConfig config;
+  Transport transport;
+  int interrupt_fd;
+
+  control::ControlClient client;
+  std::mutex send_mutex;  ///< socket writes: the signal watcher may send an abort
+  std::optional<shm::WorkerSegment> seg;
+  control::Backoff backoff{control::Backoff::Options{std::chrono::milliseconds(10), std::chrono::milliseconds(1000), 2.0, 0.5}};
+  std::uint64_t next_seq = 1;
+  /// Results sent but not yet durable: resent after a reconnect.
+  std::map<JobId, protocol::Message> unacked;
+  bool stop = false;
+  std::vector<std::byte> buf = std::vector<std::byte>(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax));
+
+  void disconnect() {
+    std::lock_guard lock(send_mutex);
+    seg.reset();
+    client.close();
+  }
+
+  /// Sleeps `d` unless interrupted; false when interrupted.
+  bool pause(std::chrono::milliseconds d) {
+    pollfd p{interrupt_fd, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(d.count())) <= 0;
+  }
+
+  /// Connects and registers; resends unacknowledged results. false = interrupted.
+  bool connect() {
+    while (!client.connected()) {
+      if (readable(interrupt_fd)) return false;
+      auto st = client.connect(path, std::chrono::milliseconds(2000));
+      if (st.ok()) {
+        protocol::Hello h;
+        h.name = name;
+        h.pid = static_cast<std::int32_t>(::getpid());
+        h.config = config;
+        h.transport = transport == Transport::Shm ? protocol::Transport::Shm : protocol::Transport::Socket;
+        auto r = client.hello(h, std::chrono::milliseconds(5000), interrupt_fd);
+        if (r.ok()) {
+          auto& reply = r.value();
+          if (reply.ok.slot && reply.segment_fd.valid()) {
+            auto s = shm::WorkerSegment::attach(reply.segment_fd.get(), *reply.ok.slot, reply.ok.generation);
+            if (s) {
+              seg.emplace(std::move(s.value()));
+            } else {
+              spdlog::warn("cannot attach the server's segment; using the socket");
+            }
+          }
+          backoff.reset();
+          // Results the previous connection never saw acknowledged: the server adopts them
+          // (compare-and-set) so each is written once.
+          for (auto& [id, msg] : unacked) {
+            std::lock_guard lock(send_mutex);
+            if (!client.send(msg).ok()) break;
+          }
+          if (client.connected()) return true;
+        } else {
+          spdlog::debug("hello failed: {}", r.error().describe());
+        }
+      } else {
+        spdlog::debug("connect {}: {}", path, st.error().describe());
+      }
+      client.close();
+      if (!pause(backoff.next())) return false;
+    }
+    return true;
+  }
+
+  /// Sends a message, through the ring when possible. false = the connection broke.
+  bool post(const protocol::Message& m) {
+    if (seg) {
+      auto enc = protocol::encodeInto(m, std::span<std::byte>(buf.data(), shm::kRequestPayloadMax));
+      if (enc.ok()) {
+        switch (seg->pushRequest(std::span<const std::byte>(buf.data(), enc.value()))) {
+          case shm::PushResult::Ok: return true;
+          case shm::PushResult::Full:
+          case shm::PushResult::TooLarge: break;
+          case shm::PushResult::Corrupt:
+          case shm::PushResult::Closed: return false;
+        }
+      }
+    }
+    std::lock_guard lock(send_mutex);
+    return client.send(m).ok();
+  }
+
+  enum class Handled { Nothing, Job, Stop, Broken };
+
+  Handled handle(protocol::Message& m, Job& out) {
+    if (auto* a = std::get_if<protocol::JobAssigned>(&m)) {
+      if (auto bad = control::checkAssignment(*a, name, client.pendingReserve())) {
+        spdlog::error("protocol error: {}", *bad);
+        return Handled::Broken;
+      }
+      if (a->payload_omitted) {
+        // Too large for a ring record: fetch it over the socket.
+        {
+          std::lock_guard lock(send_mutex);
+          if (!client.send(protocol::Message(protocol::FetchPayload{a->id})).ok()) return Handled::Broken;
+        }
+        for (;;) {
+          auto r = client.receive(std::chrono::milliseconds(10000), -1);
+          if (r.kind != control::ControlClient::Received::Kind::Message) return Handled::Broken;
+          if (auto* p = std::get_if<protocol::Payload>(&*r.message); p && p->job_id == a->id) {
+            a->payload = std::move(p->payload);
+            break;
+          }
+          Job ignored;
+          if (handle(*r.message, ignored) != Handled::Nothing) return Handled::Broken;
+        }
+      }
+      out = protocol::toJob(*a);
+      return Handled::Job;
+    }
+    if (auto* ack = std::get_if<protocol::ResultAck>(&m)) {
+      for (JobId id : ack->job_ids) unacked.erase(id);
+      return Handled::Nothing;
+    }
+    if (auto* n = std::get_if<protocol::Notice>(&m)) {
+      spdlog::info("server notice: {}", n->text);
+      // A stopping server will close; we reconnect to its successor. Only a drain notice that
+      // asks workers to exit ends the worker.
+      return Handled::Nothing;
+    }
+    if (auto* e = std::get_if<protocol::Error>(&m)) {
+      spdlog::warn("server error: {}", e->reason);
+      return Handled::Broken;
+    }
+    return Handled::Nothing;
+  }
+
+  /// Drains replies from the ring and the socket without blocking.
+  Handled poll(Job& out) {
+    if (seg) {
+      for (;;) {
+        std::size_t len = 0;
+        const auto r = seg->popReply(std::span<std::byte>(buf.data(), buf.size()), len);
+        if (r == shm::PopResult::Empty) break;
+        if (r != shm::PopResult::Ok) return Handled::Broken;
+        auto msg = protocol::decode(std::span<const std::byte>(buf.data(), len));
+        if (!msg.ok()) {
+          spdlog::error("bad reply record: {}", msg.error().describe());
+          return Handled::Broken;
+        }
+        const auto h = handle(msg.value(), out);
+        if (h != Handled::Nothing) return h;
+      }
+      if (seg->closed()) return Handled::Broken;
+    }
+    while (readable(client.fd())) {
+      auto r = client.receive(std::chrono::milliseconds(0), -1);
+      using K = control::ControlClient::Received::Kind;
+      if (r.kind == K::Timeout) break;
+      if (r.kind != K::Message) return Handled::Broken;
+      const auto h = handle(*r.message, out);
+      if (h != Handled::Nothing) return h;
+    }
+    return Handled::Nothing;
+  }
+
+  NextStatus next(Job& out) {
+    for (;;) {
+      if (stop) return NextStatus::Stop;
+      if (!connect()) return NextStatus::Interrupted;
+      const std::uint64_t seq = next_seq++;
+      client.setPendingReserve(seq);
+      if (!post(protocol::Message(protocol::Reserve{seq, monoNowNs()}))) {
+        disconnect();
+        continue;
+      }
+      for (;;) {
+        const auto h = poll(out);
+        if (h == Handled::Job) {
+          client.setPendingReserve(std::nullopt);
+          return NextStatus::Job;
+        }
+        if (h == Handled::Stop) return NextStatus::Stop;
+        if (h == Handled::Broken) {
+          disconnect();
+          break;
+        }
+        if (readable(interrupt_fd)) {
+          // The request stays outstanding at the server; a fresh connection is the clean state
+          // if we come back.
+          disconnect();
+          return NextStatus::Interrupted;
+        }
+        if (seg) {
+          const auto w = seg->waitForReply(std::chrono::milliseconds(50));
+          if (w == shm::WaitOutcome::Closed) {
+            disconnect();
+            break;
+          }
+        } else {
+          pollfd fds[2] = {{client.fd(), POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
+          ::poll(fds, 2, 1000);
+        }
+      }
+    }
+  }
+
+  void report(const Result& r) {
+    const std::uint64_t seq = next_seq++;
+    protocol::Message m;
+    if (r.success) {
+      m = protocol::Complete{r.id, seq};
+    } else {
+      protocol::Fail f;
+      f.job_id = r.id;
+      f.seq = seq;
+      f.error = r.error;
+      f.count_attempt = r.count_attempt;
+      f.permanent = r.permanent;
+      f.run_at_us = r.run_at ? r.run_at->time_since_epoch().count() : 0;
+      m = std::move(f);
+    }
+    unacked[r.id] = m;
+    if (!client.connected()) return;  // resent after the reconnect
+    if (!post(m)) disconnect();
+  }
+
+  void close() {
+    // Give the server a moment to make our last results durable, then say goodbye.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    Job ignored;
+    while (!unacked.empty() && std::chrono::steady_clock::now() < deadline) {
+      if (!client.connected()) {
+        if (!connect()) break;
+      }
+      if (poll(ignored) == Handled::Broken) {
+        disconnect();
+        continue;
+      }
+      if (unacked.empty()) break;
+      if (seg) (void)seg->waitForReply(std::chrono::milliseconds(20));
+      else {
+        pollfd p{client.fd(), POLLIN, 0};
+        ::poll(&p, 1, 20);
+      }
+    }
+    if (!unacked.empty()) spdlog::warn("{} results not acknowledged at exit", unacked.size());
+    if (client.connected()) {
+      std::lock_guard lock(send_mutex);
+      (void)client.send(protocol::Message(protocol::Goodbye{}));
+    }
+    seg.reset();
+    client.close();
+  }
+};
+
+ServerSource::ServerSource(std::string socket_path, std::string name, WorkerConfig config,
+                           Transport transport, int interrupt_fd)
+    : m_name(name), m_impl(std::make_unique<Impl>()) {
+  m_impl->path = std::move(socket_path);
+  m_impl->name = std::move(name);
+  m_impl->config = std::move(config);
+  m_impl->transport = transport;
+  m_impl->interrupt_fd = interrupt_fd;
+}
+
+ServerSource::~ServerSource() = default;
+
+NextStatus ServerSource::next(Job& out) { return m_impl->next(out); }
+void ServerSource::report(const Result& result) { m_impl->report(result); }
+void ServerSource::close() { m_impl->close(); }
+
+void ServerSource::abortRunning(JobId job, const std::string& error) noexcept {
+  try {
+    protocol::Fail f;
+    f.job_id = job;
+    f.seq = 0;
+    f.error = error;
+    std::lock_guard lock(m_impl->send_mutex);
+    if (m_impl->client.connected()) (void)m_impl->client.send(protocol::Message(std::move(f)));
+  } catch (...) {
+  }
+}
+
+}  // namespace hostq::worker
