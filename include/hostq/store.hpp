@@ -176,7 +176,8 @@ class Store {
   virtual std::vector<Job> list(ListFlavor flavor, const std::string& queue_or_name, int limit = 100,
                                 int offset = 0) = 0;
   virtual std::vector<QueueCount> counts() = 0;
-  /// True when no job is runnable now for this queue and priority range.
+  /// True when at least one job is runnable now (unlocked, next in strand, run_at <= now) for
+  /// this queue and priority range.
   virtual bool hasRunnable(const std::string& queue, int min_priority, int max_priority) = 0;
 
   // --- wake-ups --------------------------------------------------------------------------------

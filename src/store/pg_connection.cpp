@@ -41,6 +41,9 @@ void PgConnection::open() {
     close();
     throw DbError(DbErrorKind::ConnectionLost, e.sqlstate(), e.what());
   }
+  // NOTICEs (e.g. "relation already exists, skipping" from IF NOT EXISTS migrations) are
+  // expected chatter; libpq's default would print them to stderr.
+  PQsetNoticeProcessor(m_conn, [](void*, const char*) {}, nullptr);
   // Timestamps are UTC `timestamp without time zone` (inst-jobs); statements still convert now()
   // explicitly, the session zone only makes ad-hoc SQL (psql, tests) agree. The clock sample is
   // only used to validate a stranded run_at without an extra round trip.
