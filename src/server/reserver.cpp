@@ -203,6 +203,7 @@ void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer) {
   h.db_owner = needs_transfer ? m_prefetchOwner : c.name;
   h.transfer_pending = needs_transfer;
   h.stranded = job.strand.has_value() || job.singleton.has_value();
+  h.handed_at = now;
   m_held[job.id] = h;
   if (needs_transfer) {
     m_pendingTransfers.push_back(LockTransfer{job.id, m_prefetchOwner, c.name});
@@ -301,22 +302,27 @@ bool Reserver::reserveFor(std::size_t gi, SteadyClock::time_point now) {
   return true;
 }
 
-bool Reserver::flushTransfers() {
-  std::vector<LockTransfer> batch;
+bool Reserver::flushTransfers(bool all) {
+  std::vector<LockTransfer> batch, later;
   batch.reserve(m_pendingTransfers.size());
+  const auto young = std::min(m_prevFlush, SteadyClock::now() - m_settings.flush_delay);
   for (auto& t : m_pendingTransfers) {
     auto it = m_held.find(t.id);
     if (it == m_held.end() || !it->second.transfer_pending) continue;  // folded into a result
+    if (!all && !it->second.uncertain && it->second.handed_at > young) {
+      later.push_back(t);
+      continue;
+    }
     batch.push_back(t);
   }
-  if (batch.empty()) {
-    m_pendingTransfers.clear();
+  m_pendingTransfers = std::move(later);
+  if (batch.empty()) return false;
+  BatchResult r;
+  if (!guarded("transfer", [&] { r = m_store.transferLocks(batch); })) {
+    m_pendingTransfers.insert(m_pendingTransfers.end(), batch.begin(), batch.end());
     return false;
   }
-  BatchResult r;
-  if (!guarded("transfer", [&] { r = m_store.transferLocks(batch); })) return false;
   ++m_stats.statements.transfer;
-  m_pendingTransfers.clear();
   for (JobId id : r.applied) {
     auto it = m_held.find(id);
     if (it == m_held.end()) continue;
@@ -553,8 +559,10 @@ bool Reserver::poll(SteadyClock::time_point now) {
       (m_firstPendingAt != SteadyClock::time_point{} && now - m_firstPendingAt >= m_settings.flush_delay) ||
       m_draining;
   if (results_due && m_dbUp) {
+    m_prevFlush = m_lastFlush;
+    m_lastFlush = now;
     did |= flushResults();
-    did |= flushTransfers();
+    did |= flushTransfers(m_draining);
     m_firstPendingAt = (pendingResults() + m_pendingUnlock.size() + m_pendingTransfers.size()) > 0
                            ? now
                            : SteadyClock::time_point{};
@@ -657,6 +665,16 @@ void Reserver::noteDbDown() {
 }
 
 bool Reserver::guarded(const char* what, const std::function<void()>& fn) {
+  const auto t0 = SteadyClock::now();
+  struct Timer {
+    ServerStats& s;
+    SteadyClock::time_point t0;
+    ~Timer() {
+      const auto ns = nanosSince(t0, SteadyClock::now());
+      s.db_statement.record(ns);
+      s.db_busy_ns += ns;
+    }
+  } timer{m_stats, t0};
   try {
     fn();
     return true;

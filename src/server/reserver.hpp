@@ -117,6 +117,7 @@ class Reserver {
     bool uncertain = false;  ///< adopted after a restart: owner is the name or the prefetch owner
     bool result_pending = false;
     bool stranded = false;  ///< finishing it may make another job runnable
+    SteadyClock::time_point handed_at{};
   };
   struct Prefetched {
     Job job;
@@ -142,7 +143,9 @@ class Reserver {
   bool serveGroup(std::size_t gi, SteadyClock::time_point now);
   bool reserveFor(std::size_t gi, SteadyClock::time_point now);
   bool flushResults();
-  bool flushTransfers();
+  /// Writes pending lock transfers. Unless `all`, only those of jobs handed out at least one
+  /// flush delay ago: a short job's result usually arrives first and folds the transfer away.
+  bool flushTransfers(bool all = true);
   bool releaseStalePrefetch(SteadyClock::time_point now);
   bool releasePrefetched(Group& g);
   void periodicPurge(SteadyClock::time_point now);
@@ -182,6 +185,10 @@ class Reserver {
   bool m_startupReleased = false;
   bool m_reserveInDoubt = false;
   bool m_busy = false;
+  /// Start of the last two result flushes: a job handed out before the earlier one has had a
+  /// whole flush cycle (with the rings read in between) to report; only such jobs get a transfer.
+  SteadyClock::time_point m_lastFlush{};
+  SteadyClock::time_point m_prevFlush{};
   std::uint64_t m_flushFailures = 0;
 };
 

@@ -429,6 +429,8 @@ std::string Server::statsJson() {
     w.endObject();
   };
   pct("handoff", s.handoff);
+  pct("db_statement", s.db_statement);
+  w.field("db_busy_ms", static_cast<double>(s.db_busy_ns) / 1e6);
   pct("enqueue_to_start", s.enqueue_to_start);
   w.key("batch_rows").beginObject();
   w.field("count", s.batch_sizes.count());

@@ -63,6 +63,8 @@ struct ServerStats {
   LatencyHistogram handoff;           ///< request → job delivered (server side)
   LatencyHistogram enqueue_to_start;  ///< job created_at → delivered (database clock vs ours)
   LatencyHistogram batch_sizes;       ///< rows per reservation (recorded as "ns" = rows)
+  LatencyHistogram db_statement;      ///< wall time of each database round trip
+  std::uint64_t db_busy_ns = 0;       ///< the loop thread's time spent waiting on the database
 };
 
 }  // namespace hostq::server

@@ -105,23 +105,27 @@ inline const Statement kSingletonRepair{
     "     AND (SELECT count(*) FROM running) = 1 RETURNING id) "
     "SELECT (SELECT count(*) FROM running), (SELECT count(*) FROM fixed)"};
 
+// The CAS on locked_by is written IS NOT DISTINCT FROM (equal here: the expected value is never
+// NULL) because a strict `=` lets the planner prove `locked_by IS NOT NULL` and scan the partial
+// index on locked_by, which holds every reserved row of the host: measured 27 ms instead of 0.4 ms
+// for 100 rows while 2,000 rows were locked. With it, each row is one primary-key probe.
 inline const Statement kTransfer{
     "hostq_transfer",
     "UPDATE delayed_jobs d SET locked_by = x.to_by, locked_at = " + kNow +
     "  FROM unnest($1::int8[], $2::text[], $3::text[]) AS x(id, from_by, to_by)"
-    " WHERE d.id = x.id AND d.locked_by = x.from_by RETURNING d.id"};
+    " WHERE d.id = x.id AND d.locked_by IS NOT DISTINCT FROM x.from_by RETURNING d.id"};
 
 // Success = delete; the AFTER DELETE trigger promotes the strand / singleton successor.
 inline const Statement kComplete{
     "hostq_complete",
     "DELETE FROM delayed_jobs d USING unnest($1::int8[], $2::text[]) AS x(id, by)"
-    " WHERE d.id = x.id AND d.locked_by = x.by RETURNING d.id"};
+    " WHERE d.id = x.id AND d.locked_by IS NOT DISTINCT FROM x.by RETURNING d.id"};
 
 inline const Statement kUnlock{
     "hostq_unlock",
     "UPDATE delayed_jobs d SET locked_by = NULL, locked_at = NULL"
     "  FROM unnest($1::int8[], $2::text[]) AS x(id, by)"
-    " WHERE d.id = x.id AND d.locked_by = x.by RETURNING d.id"};
+    " WHERE d.id = x.id AND d.locked_by IS NOT DISTINCT FROM x.by RETURNING d.id"};
 
 /// After an in-doubt CAS batch: where each job stands now (absent ids are gone).
 inline const Statement kLockStates{
@@ -144,7 +148,7 @@ inline const Statement kFail{
     "          OR d.attempts + CASE WHEN x.count_attempt THEN 1 ELSE 0 END"
     "               >= COALESCE(d.max_attempts, $7::int)"
     "          OR (d.expires_at IS NOT NULL AND d.expires_at <= " + kNow + ")) AS permanent"
-    "    FROM delayed_jobs d JOIN input x ON d.id = x.id AND d.locked_by = x.locked_by"
+    "    FROM delayed_jobs d JOIN input x ON d.id = x.id AND d.locked_by IS NOT DISTINCT FROM x.locked_by"
     "     FOR UPDATE OF d),"
     " moved AS ("
     "  INSERT INTO failed_jobs (priority, attempts, handler, last_error, queue, run_at, locked_at,"
