@@ -24,9 +24,12 @@ TimePoint systemNow() {
 
 }  // namespace
 
-Reserver::Reserver(Store& store, const ServerSettings& settings, std::string host,
-                   ReserverSink& sink, ServerStats& stats)
+Reserver::Reserver(Store& store, ResultWriter& writer, ReservationRunner& reservations,
+                   const ServerSettings& settings, std::string host, ReserverSink& sink,
+                   ServerStats& stats)
     : m_store(store),
+      m_writer(writer),
+      m_reservations(reservations),
       m_settings(settings),
       m_host(std::move(host)),
       m_prefetchOwner("prefetch:" + m_host),
@@ -96,6 +99,8 @@ void Reserver::removeClient(ClientId id, bool died) {
   if (id >= m_clients.size() || !m_clients[id].live) return;
   Client& c = m_clients[id];
   dropFromWaiting(id);
+  auto& r = m_groups[c.group].reserving;
+  r.erase(std::remove(r.begin(), r.end(), id), r.end());
   for (JobId job : c.jobs) {
     auto it = m_held.find(job);
     if (it == m_held.end() || it->second.result_pending) continue;
@@ -234,7 +239,8 @@ bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
     handOut(g, c, std::move(job), true);
     did = true;
   }
-  if (m_draining || !m_dbUp || !m_startupReleased) return did;
+  if (m_draining || !m_dbUp || !m_startupReleased || !g.reserving.empty() || m_reservations.busy())
+    return did;
   const bool retry_ok = !g.exhausted || now - g.exhausted_at >= m_settings.poll_interval;
   if (!retry_ok) return did;
   // Reserve when workers wait, and also ahead of need while a backlog exists, so that a worker
@@ -246,6 +252,7 @@ bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
 }
 
 bool Reserver::reserveFor(std::size_t gi, SteadyClock::time_point now) {
+  if (m_reservations.busy()) return false;
   Group& g = m_groups[gi];
   const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
   if (g.batch < base) g.batch = base;
@@ -255,23 +262,59 @@ bool Reserver::reserveFor(std::size_t gi, SteadyClock::time_point now) {
   req.queue = g.config.queue;
   req.min_priority = g.config.min_priority;
   req.max_priority = g.config.max_priority;
+  // The named workers leave the waiting FIFO while the statement runs, so that prefetched jobs
+  // arriving meanwhile are not handed to them too.
   for (ClientId c : g.waiting) req.worker_names.push_back(m_clients[c].name);
+  g.reserving.assign(g.waiting.begin(), g.waiting.end());
+  g.waiting.clear();
   req.prefetch = limit - static_cast<int>(req.worker_names.size());
   req.prefetch_owner = m_prefetchOwner;
   if (m_settings.forced_latency && allIdle())
     req.forced_latency = std::chrono::duration_cast<std::chrono::microseconds>(
         m_settings.forced_latency_amount);
-  ReserveResult result;
-  if (!guarded("reserve", [&] { result = m_store.reserve(req); })) {
-    return false;
+  g.reserve_started = now;
+  m_reservations.submit(gi, std::move(req));
+  return true;
+}
+
+bool Reserver::collectReservation(SteadyClock::time_point now) {
+  auto out = m_reservations.take();
+  if (!out) return false;
+  Group& g = m_groups[out->group];
+  m_stats.db_busy_ns += out->busy_ns;
+  m_stats.db_statement.record(out->busy_ns);
+  std::vector<ClientId> named = std::move(g.reserving);
+  g.reserving.clear();
+  auto requeue = [&](const std::vector<ClientId>& ids) {
+    // Back to the front, in their original order: they asked first.
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it)
+      if (m_clients[*it].live && m_clients[*it].state == ClientState::Waiting) g.waiting.push_front(*it);
+  };
+  if (out->error) {
+    ++m_stats.db_errors;
+    requeue(named);
+    if (out->kind == DbErrorKind::ConnectionLost || out->kind == DbErrorKind::InDoubt) {
+      spdlog::warn("reserve: database connection lost ({}); reconciling", *out->error);
+      m_reserveInDoubt = true;
+      m_reserveInDoubtNames = out->request.worker_names;
+      noteDbDown();
+    } else if (out->kind == DbErrorKind::Retryable) {
+      spdlog::info("reserve: transient database error: {}", *out->error);
+    } else {
+      throw DbError(out->kind, "", "reserve: " + *out->error);
+    }
+    return true;
   }
   ++m_stats.statements.reserve;
   ++m_stats.reservations;
+  auto& result = out->result;
   const std::size_t got = result.assigned.size() + result.prefetched.size();
+  const std::size_t limit = out->request.worker_names.size() + static_cast<std::size_t>(std::max(0, out->request.prefetch));
+  const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
   m_stats.reserved_rows += got;
   m_stats.batch_sizes.record(got);
   m_stats.max_batch_seen = std::max<std::uint64_t>(m_stats.max_batch_seen, got);
-  if (got < static_cast<std::size_t>(limit)) {
+  if (got < limit) {
     g.exhausted = true;
     g.exhausted_at = now;
     g.batch = base;
@@ -280,177 +323,169 @@ bool Reserver::reserveFor(std::size_t gi, SteadyClock::time_point now) {
     g.exhausted = false;
     g.batch = std::min(g.batch * 2, std::max(m_settings.max_batch, base));
   }
-  // Rows 1..k went to the waiting workers by name, in FIFO order.
+  // Rows 1..k went to the named workers, in FIFO order. A worker that went away meanwhile (or a
+  // name we do not know: never trust it) gets nothing: its row goes back.
   std::unordered_map<std::string, ClientId> by_name;
-  for (ClientId c : g.waiting) by_name.emplace(m_clients[c].name, c);
+  for (ClientId c : named)
+    if (m_clients[c].live && m_clients[c].state == ClientState::Waiting) by_name.emplace(m_clients[c].name, c);
+  std::vector<ClientId> unserved;
   for (auto& [name, job] : result.assigned) {
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      // The statement named a worker that is no longer waiting (cannot happen while the loop
-      // is single-threaded, but never trust it): give the job back.
       queueUnlock(job.id, name);
       continue;
     }
     const ClientId c = it->second;
-    dropFromWaiting(c);
+    by_name.erase(it);
     handOut(g, c, std::move(job), false);
   }
+  for (ClientId c : named)
+    if (by_name.count(m_clients[c].name) && by_name[m_clients[c].name] == c) unserved.push_back(c);
+  requeue(unserved);
   for (auto& job : result.prefetched) g.prefetched.push_back(Prefetched{std::move(job), now});
-  // Prefetched rows may serve workers that are still waiting (fewer rows than workers is
-  // impossible here, but a worker may have arrived while we were in the database).
-  serveGroup(gi, now);
+  serveGroup(out->group, now);
   return true;
 }
 
-bool Reserver::flushTransfers(bool all) {
-  std::vector<LockTransfer> batch, later;
-  batch.reserve(m_pendingTransfers.size());
-  const auto young = std::min(m_prevFlush, SteadyClock::now() - m_settings.flush_delay);
-  for (auto& t : m_pendingTransfers) {
-    auto it = m_held.find(t.id);
-    if (it == m_held.end() || !it->second.transfer_pending) continue;  // folded into a result
-    if (!all && !it->second.uncertain && it->second.handed_at > young) {
-      later.push_back(t);
-      continue;
-    }
-    batch.push_back(t);
-  }
-  m_pendingTransfers = std::move(later);
-  if (batch.empty()) return false;
-  BatchResult r;
-  if (!guarded("transfer", [&] { r = m_store.transferLocks(batch); })) {
-    m_pendingTransfers.insert(m_pendingTransfers.end(), batch.begin(), batch.end());
-    return false;
-  }
-  ++m_stats.statements.transfer;
-  for (JobId id : r.applied) {
-    auto it = m_held.find(id);
-    if (it == m_held.end()) continue;
-    it->second.transfer_pending = false;
-    it->second.db_owner = m_clients.size() > it->second.client && it->second.client != kNoClient
-                              ? m_clients[it->second.client].name
-                              : it->second.db_owner;
-  }
-  for (JobId id : r.mismatched) {
-    auto it = m_held.find(id);
-    if (it == m_held.end()) continue;
-    it->second.transfer_pending = false;
-    if (it->second.uncertain) {
-      // Adopted after a restart and not locked by the prefetch owner: the old server had already
-      // transferred it to the worker (or it is gone, and the result's CAS will say so).
-      it->second.uncertain = false;
-      continue;
-    }
-    // Lost our prefetch lock between hand-out and transfer (a purge or a manual unlock).
-    // The worker runs it anyway; its result will not match and is reported.
-    ++m_stats.transfer_mismatches;
-    spdlog::warn("job {}: prefetch lock lost before transfer", id);
-  }
-  for (auto& [id, h] : m_held)
-    if (h.uncertain && !h.transfer_pending) h.uncertain = false;
-  return true;
-}
-
-bool Reserver::flushResults() {
-  bool did = false;
+bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
+  if (m_writer.busy()) return false;
+  WriteBatch batch;
   // Fold: a job whose result arrived before its lock transfer was written is completed under
-  // the prefetch owner's name, saving the transfer statement.
-  auto owner_of = [&](PendingResult& p) -> bool {
+  // the prefetch owner's name, saving the transfer statement. An adopted job (after a restart)
+  // waits for its transfer, because its owner is uncertain until then.
+  auto ready = [&](PendingResult& p) -> bool {
     auto it = m_held.find(p.result.id);
     if (it == m_held.end()) return true;
-    if (it->second.uncertain && it->second.transfer_pending) return false;  // transfer first
+    if (it->second.uncertain && it->second.transfer_pending) return false;
     if (it->second.transfer_pending) it->second.transfer_pending = false;
     p.db_owner = it->second.db_owner;
     return true;
   };
+  auto split = [&](std::vector<PendingResult>& pending, std::vector<PendingResult>& out) {
+    std::vector<PendingResult> later;
+    for (auto& p : pending) (ready(p) ? out : later).push_back(std::move(p));
+    pending = std::move(later);
+  };
+  split(m_pendingComplete, m_inflight.completes);
+  split(m_pendingFail, m_inflight.fails);
+  for (auto& p : m_inflight.completes) batch.completes.push_back(OwnedJob{p.result.id, p.db_owner});
+  for (auto& p : m_inflight.fails) {
+    Failure f;
+    f.id = p.result.id;
+    f.locked_by = p.db_owner;
+    f.error = p.result.error;
+    f.run_at = p.result.run_at;
+    f.count_attempt = p.result.count_attempt;
+    f.permanent = p.result.permanent;
+    batch.failures.push_back(std::move(f));
+  }
+  std::vector<LockTransfer> later;
+  const auto young = std::min(m_prevFlush, now - m_settings.flush_delay);
+  for (auto& t : m_pendingTransfers) {
+    auto it = m_held.find(t.id);
+    if (it == m_held.end() || !it->second.transfer_pending) continue;  // folded into a result
+    if (!all_transfers && !it->second.uncertain && it->second.handed_at > young) {
+      later.push_back(t);
+      continue;
+    }
+    batch.transfers.push_back(t);
+  }
+  m_pendingTransfers = std::move(later);
+  m_inflight.transfers = batch.transfers;
+  batch.unlocks = std::move(m_pendingUnlock);
+  m_pendingUnlock.clear();
+  m_inflight.unlocks = batch.unlocks;
+  if (batch.empty()) return false;
+  m_prevFlush = m_lastFlush;
+  m_lastFlush = now;
+  m_writer.submit(std::move(batch));
+  return true;
+}
+
+bool Reserver::collectWrites() {
+  auto out = m_writer.take();
+  if (!out) return false;
+  applyWrites(*out);
+  return true;
+}
+
+void Reserver::applyWrites(WriteOutcome& out) {
+  m_stats.db_busy_ns += out.busy_ns;
+  m_stats.db_errors += out.errors;
+  if (out.fatal) {
+    // The database refuses the batch for good (a bug or a schema problem). Nothing acked is
+    // lost: the workers still hold these results and resend them to the next server.
+    throw std::runtime_error("result batch could not be written: " + *out.fatal);
+  }
+  auto& in = m_inflight;
+  if (!in.transfers.empty()) {
+    ++m_stats.statements.transfer;
+    for (JobId id : out.transfers.applied) {
+      auto it = m_held.find(id);
+      if (it == m_held.end()) continue;
+      it->second.transfer_pending = false;
+      it->second.uncertain = false;
+      if (it->second.client != kNoClient && it->second.client < m_clients.size())
+        it->second.db_owner = m_clients[it->second.client].name;
+    }
+    for (JobId id : out.transfers.mismatched) {
+      auto it = m_held.find(id);
+      if (it == m_held.end()) continue;
+      it->second.transfer_pending = false;
+      if (it->second.uncertain) {
+        // Adopted after a restart and not locked by the prefetch owner: the old server had
+        // already transferred it to the worker (or it is gone, and the result's CAS says so).
+        it->second.uncertain = false;
+        continue;
+      }
+      // Lost our prefetch lock between hand-out and transfer (a purge or a manual unlock).
+      // The worker runs it anyway; its result will not match and is reported.
+      ++m_stats.transfer_mismatches;
+      spdlog::warn("job {}: prefetch lock lost before transfer", id);
+    }
+  }
   bool may_unblock = false;
-  if (!m_pendingComplete.empty()) {
-    std::vector<OwnedJob> batch;
-    std::vector<PendingResult> ready, later;
-    for (auto& p : m_pendingComplete) (owner_of(p) ? ready : later).push_back(std::move(p));
-    for (auto& p : ready) batch.push_back(OwnedJob{p.result.id, p.db_owner});
-    BatchResult r;
-    if (!batch.empty() && guarded("complete", [&] { r = m_store.complete(batch); })) {
-      ++m_stats.statements.complete;
-      m_stats.jobs_completed += r.applied.size();
-      m_stats.result_mismatches += r.mismatched.size();
-      std::map<ClientId, std::vector<JobId>> acks;
-      for (auto& p : ready) {
-        auto it = m_held.find(p.result.id);
-        if (it != m_held.end()) {
-          may_unblock |= it->second.stranded;
-          m_held.erase(it);
-        }
-        if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+  std::map<ClientId, std::vector<JobId>> acks;
+  if (!in.completes.empty()) {
+    ++m_stats.statements.complete;
+    m_stats.jobs_completed += out.completes.applied.size();
+    m_stats.result_mismatches += out.completes.mismatched.size();
+    for (auto& p : in.completes) {
+      auto it = m_held.find(p.result.id);
+      if (it != m_held.end()) {
+        may_unblock |= it->second.stranded;
+        m_held.erase(it);
       }
-      for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
-      m_pendingComplete = std::move(later);
-      did = true;
-    } else {
-      for (auto& p : later) ready.push_back(std::move(p));
-      m_pendingComplete = std::move(ready);
+      if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
     }
   }
-  if (!m_pendingFail.empty()) {
-    std::vector<Failure> batch;
-    std::vector<PendingResult> ready, later;
-    for (auto& p : m_pendingFail) (owner_of(p) ? ready : later).push_back(std::move(p));
-    for (auto& p : ready) {
-      Failure f;
-      f.id = p.result.id;
-      f.locked_by = p.db_owner;
-      f.error = p.result.error;
-      f.run_at = p.result.run_at;
-      f.count_attempt = p.result.count_attempt;
-      f.permanent = p.result.permanent;
-      batch.push_back(std::move(f));
+  if (!in.fails.empty()) {
+    ++m_stats.statements.fail;
+    for (auto& fr : out.failures) {
+      if (fr.outcome == FailOutcome::Mismatch)
+        ++m_stats.result_mismatches;
+      else
+        ++m_stats.jobs_failed;
     }
-    std::vector<FailResult> r;
-    if (!batch.empty() && guarded("fail", [&] { r = m_store.fail(batch); })) {
-      ++m_stats.statements.fail;
-      for (auto& fr : r) {
-        if (fr.outcome == FailOutcome::Mismatch)
-          ++m_stats.result_mismatches;
-        else
-          ++m_stats.jobs_failed;
-      }
-      std::map<ClientId, std::vector<JobId>> acks;
-      for (auto& p : ready) {
-        auto it = m_held.find(p.result.id);
-        if (it != m_held.end()) m_held.erase(it);
-        may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
-        if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
-      }
-      for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
-      m_pendingFail = std::move(later);
-      did = true;
-    } else {
-      for (auto& p : later) ready.push_back(std::move(p));
-      m_pendingFail = std::move(ready);
+    for (auto& p : in.fails) {
+      m_held.erase(p.result.id);
+      if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
     }
+    may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
   }
-  if (!m_pendingUnlock.empty()) {
-    BatchResult r;
-    if (guarded("unlock", [&] { r = m_store.unlock(m_pendingUnlock); })) {
-      ++m_stats.statements.unlock;
-      m_stats.jobs_unlocked += r.applied.size();
-      m_pendingUnlock.clear();
-      may_unblock = true;
-      did = true;
-    }
+  if (!in.unlocks.empty()) {
+    ++m_stats.statements.unlock;
+    m_stats.jobs_unlocked += out.unlocks.applied.size();
+    may_unblock = true;
   }
+  for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+  in = InFlight{};
   if (may_unblock) jobsMayExist();
-  return did;
 }
 
 bool Reserver::releasePrefetched(Group& g) {
   if (g.prefetched.empty()) return false;
-  std::vector<OwnedJob> batch;
-  for (auto& p : g.prefetched) batch.push_back(OwnedJob{p.job.id, m_prefetchOwner});
-  BatchResult r;
-  if (!guarded("release prefetched", [&] { r = m_store.unlock(batch); })) return false;
-  ++m_stats.statements.unlock;
-  m_stats.jobs_unlocked += r.applied.size();
+  for (auto& p : g.prefetched) queueUnlock(p.job.id, m_prefetchOwner);
   g.prefetched.clear();
   return true;
 }
@@ -485,7 +520,11 @@ bool Reserver::startupRelease(SteadyClock::time_point now) {
   // hold; only then can this host's stale `prefetch:` locks be released without freeing a job a
   // worker is running.
   if (now - m_startedAt < m_settings.restart_grace) return false;
-  if (!m_pendingTransfers.empty() && !flushTransfers()) return false;
+  // Adopted jobs' transfers must be written before the release, or it would free them.
+  if (!m_pendingTransfers.empty() || m_writer.busy()) {
+    submitWrites(now, true);
+    return false;
+  }
   bool ok = guarded("startup release", [&] {
     const int released = m_store.clearLocks(m_prefetchOwner);
     ++m_stats.statements.maintenance;
@@ -542,28 +581,28 @@ bool Reserver::poll(SteadyClock::time_point now) {
         for (auto& j : rows) {
           if (!j.locked_by || known.count(j.id)) continue;
           bool ours = *j.locked_by == m_prefetchOwner;
-          for (auto& c : m_clients)
-            if (c.live && c.state == ClientState::Waiting && *j.locked_by == c.name) ours = true;
+          for (auto& n : m_reserveInDoubtNames)
+            if (*j.locked_by == n) ours = true;
           if (ours) stray.push_back(OwnedJob{j.id, *j.locked_by});
         }
         if (!stray.empty()) m_store.unlock(stray);
         m_reserveInDoubt = false;
+        m_reserveInDoubtNames.clear();
       });
     }
   }
   bool did = false;
   if (!m_startupReleased) did |= startupRelease(now);
-  // Results first: folding a result into its pending transfer saves that statement.
+  did |= collectWrites();
+  did |= collectReservation(now);
   const bool results_due =
       pendingResults() + m_pendingUnlock.size() >= static_cast<std::size_t>(m_settings.flush_batch) ||
       (m_firstPendingAt != SteadyClock::time_point{} && now - m_firstPendingAt >= m_settings.flush_delay) ||
       m_draining;
-  if (results_due && m_dbUp) {
-    m_prevFlush = m_lastFlush;
-    m_lastFlush = now;
-    did |= flushResults();
-    did |= flushTransfers(m_draining);
-    m_firstPendingAt = (pendingResults() + m_pendingUnlock.size() + m_pendingTransfers.size()) > 0
+  if (results_due && !m_writer.busy()) {
+    did |= submitWrites(now, m_draining);
+    m_firstPendingAt = (m_pendingComplete.size() + m_pendingFail.size() + m_pendingUnlock.size() +
+                        m_pendingTransfers.size()) > 0
                            ? now
                            : SteadyClock::time_point{};
   }
@@ -603,19 +642,18 @@ void Reserver::jobsMayExist() noexcept {
 
 bool Reserver::drain() {
   m_draining = true;
+  if (m_reservations.busy() && m_reservations.wait(std::chrono::seconds(5))) collectReservation(SteadyClock::now());
   for (auto& g : m_groups) g.waiting.clear();
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    const auto now = SteadyClock::now();
-    if (!m_dbUp) {
-      poll(now);
-      if (!m_dbUp) continue;
-    }
-    flushResults();
-    flushTransfers();
-    for (auto& g : m_groups) releasePrefetched(g);
-    bool left = pendingResults() > 0 || !m_pendingUnlock.empty();
-    for (auto& g : m_groups) left |= !g.prefetched.empty();
-    if (!left) return true;
+  for (auto& g : m_groups) releasePrefetched(g);
+  // Bounded: the pool escalates to KILL after slow_exit_timeout, and anything not written here is
+  // recovered by the next server (workers resend un-acked results; the start-up release frees
+  // the prefetched rows).
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    if (m_writer.busy() && !m_writer.wait(std::chrono::seconds(2))) break;
+    collectWrites();
+    submitWrites(SteadyClock::now(), true);
+    if (m_writer.busy()) continue;
+    if (pendingResults() == 0 && m_pendingUnlock.empty() && m_pendingTransfers.empty()) return true;
   }
   return false;
 }

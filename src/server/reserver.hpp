@@ -18,6 +18,8 @@
 #include "hostq/config.hpp"
 #include "hostq/store.hpp"
 #include "hostq/worker_config.hpp"
+#include "server/reservation_runner.hpp"
+#include "server/result_writer.hpp"
 #include "server/stats.hpp"
 
 namespace hostq::server {
@@ -47,9 +49,10 @@ struct JobResult {
 
 class Reserver {
  public:
-  /// `host` names this server's prefetch owner `prefetch:<host>`.
-  Reserver(Store& store, const ServerSettings& settings, std::string host, ReserverSink& sink,
-           ServerStats& stats);
+  /// `host` names this server's prefetch owner `prefetch:<host>`. `store` is the loop thread's
+  /// connection (reservations, maintenance); `writer` writes result batches on its own.
+  Reserver(Store& store, ResultWriter& writer, ReservationRunner& reservations,
+           const ServerSettings& settings, std::string host, ReserverSink& sink, ServerStats& stats);
 
   /// Registers a worker. `held_jobs` are jobs the worker says it still holds (running, or with a
   /// result the previous server never acknowledged): after a server restart the reserver adopts
@@ -93,7 +96,10 @@ class Reserver {
   };
   std::vector<ClientView> clients() const;
   std::size_t prefetchedCount() const noexcept;
-  std::size_t pendingResults() const noexcept { return m_pendingComplete.size() + m_pendingFail.size(); }
+  std::size_t pendingResults() const noexcept {
+    return m_pendingComplete.size() + m_pendingFail.size() + m_inflight.completes.size() +
+           m_inflight.fails.size();
+  }
 
  private:
   enum class ClientState { Idle, Waiting, Working };
@@ -126,6 +132,8 @@ class Reserver {
   struct Group {
     WorkerConfig config;
     std::deque<ClientId> waiting;  ///< FIFO
+    std::vector<ClientId> reserving;  ///< named in the reservation in flight
+    SteadyClock::time_point reserve_started{};
     std::deque<Prefetched> prefetched;  ///< priority order; all locked by m_prefetchOwner
     int workers = 0;                ///< registered clients of this config
     int batch = 0;                  ///< current reservation size (grows with backlog)
@@ -142,10 +150,15 @@ class Reserver {
   void handOut(Group& g, ClientId c, Job job, bool needs_transfer);
   bool serveGroup(std::size_t gi, SteadyClock::time_point now);
   bool reserveFor(std::size_t gi, SteadyClock::time_point now);
-  bool flushResults();
-  /// Writes pending lock transfers. Unless `all`, only those of jobs handed out at least one
-  /// flush delay ago: a short job's result usually arrives first and folds the transfer away.
-  bool flushTransfers(bool all = true);
+  bool collectReservation(SteadyClock::time_point now);
+  /// Hands the next batch to the writer if it is idle: results whose owner is known, lock
+  /// transfers (unless `all_transfers`, only of jobs that outlived a flush cycle: a short job's
+  /// result usually arrives first and folds the transfer away), unlocks.
+  bool submitWrites(SteadyClock::time_point now, bool all_transfers);
+  /// Applies the writer's outcome: acks, stats, state.
+  void applyWrites(WriteOutcome& out);
+  /// Takes a finished outcome if there is one. Returns true if it applied one.
+  bool collectWrites();
   bool releaseStalePrefetch(SteadyClock::time_point now);
   bool releasePrefetched(Group& g);
   void periodicPurge(SteadyClock::time_point now);
@@ -159,6 +172,9 @@ class Reserver {
   void updateIdle(SteadyClock::time_point now);
 
   Store& m_store;
+  ResultWriter& m_writer;
+  ReservationRunner& m_reservations;
+  std::vector<std::string> m_reserveInDoubtNames;
   const ServerSettings m_settings;
   const std::string m_host;
   const std::string m_prefetchOwner;
@@ -175,6 +191,12 @@ class Reserver {
   std::vector<PendingResult> m_pendingComplete;
   std::vector<PendingResult> m_pendingFail;
   std::vector<OwnedJob> m_pendingUnlock;
+  struct InFlight {
+    std::vector<LockTransfer> transfers;
+    std::vector<PendingResult> completes;
+    std::vector<PendingResult> fails;
+    std::vector<OwnedJob> unlocks;
+  } m_inflight;
   SteadyClock::time_point m_firstPendingAt{};
   bool m_draining = false;
   bool m_dbUp = true;

@@ -21,6 +21,7 @@
 #include "protocol/codec.hpp"
 #include "protocol/job_convert.hpp"
 #include "server/reserver.hpp"
+#include "server/result_writer.hpp"
 #include "shm/server_segment.hpp"
 
 namespace hostq::server {
@@ -110,6 +111,8 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::unique_ptr<Store> m_store;
   std::optional<shm::ServerSegment> m_segment;
   std::unique_ptr<control::ControlServer> m_control;
+  std::unique_ptr<ResultWriter> m_writer;
+  std::unique_ptr<ReservationRunner> m_reservations;
   std::unique_ptr<Reserver> m_reserver;
   ServerStats m_stats;
 
@@ -522,7 +525,22 @@ int Server::run() {
   for (std::uint32_t i = 0; i < m_segment->capacity(); ++i) m_freeSlots.push_back(i);
   m_buf.resize(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax) + 64);
 
-  m_reserver = std::make_unique<Reserver>(*m_store, m_o.settings, m_host, *this, m_stats);
+  m_writer = std::make_unique<ResultWriter>(
+      [url, so]() mutable {
+        StoreOptions wo = so;
+        wo.application_name = "hostq server writer";
+        return Store::connect(url, wo);
+      },
+      [this] { m_segment->ringServerDoorbell(); });
+  m_reservations = std::make_unique<ReservationRunner>(
+      [url, so]() mutable {
+        StoreOptions ro = so;
+        ro.application_name = "hostq server reserver";
+        return Store::connect(url, ro);
+      },
+      [this] { m_segment->ringServerDoorbell(); });
+  m_reserver = std::make_unique<Reserver>(*m_store, *m_writer, *m_reservations, m_o.settings, m_host,
+                                          *this, m_stats);
 
   const shm::ServerDoorbell doorbell = m_segment->doorbell();
   g_doorbell.store(&doorbell);
@@ -579,6 +597,8 @@ int Server::run() {
   const bool clean = m_reserver->drain();
   if (!clean) spdlog::error("could not flush everything before exit; the next server start recovers it");
   m_control->broadcast(protocol::Notice{protocol::NoticeKind::Stop, "server stopping"});
+  m_writer->stop();
+  m_reservations->stop();
   m_listenStop.store(true);
   m_listener.join();
   m_control->stop();
