@@ -395,9 +395,11 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
   batch.unlocks = std::move(m_pendingUnlock);
   m_pendingUnlock.clear();
   m_inflight.unlocks = batch.unlocks;
-  if (batch.empty()) return false;
+  // A flush cycle passes even when it writes nothing: otherwise a job that holds only a pending
+  // transfer never becomes "old enough" and its lock stays with the prefetch owner for good.
   m_prevFlush = m_lastFlush;
   m_lastFlush = now;
+  if (batch.empty()) return false;
   m_writer.submit(std::move(batch));
   return true;
 }
