@@ -12,7 +12,7 @@ namespace {
 VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   auto timeout = std::make_shared<double>(60.0);
   cmd.add_option("--timeout", *timeout, "seconds before giving up (exit 1)");
-  cmd.footer("Exit 0 once the host is drained, 1 on timeout.");
+  cmd.footer("Exit 0 once at least one worker is connected and the host is drained, 1 on timeout.");
   return [timeout, &common] {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(*timeout * 1000));
@@ -20,7 +20,9 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
     StatsClient client;
     while (Clock::now() < deadline) {
       auto s = client.query(common.socketPath(), std::chrono::milliseconds(2000), err);
-      if (s && jsonFlag(*s, "drained")) return 0;
+      // No worker connected yet (a pool just started) is not "drained": the server would say
+      // true for want of any worker config to check the queues of.
+      if (s && jsonFlag(*s, "drained") && s->find("\"workers\":[]") == std::string::npos) return 0;
       // Polling the server's state: each ask is one stats round trip (and one cheap query).
       ::poll(nullptr, 0, 50);
     }
