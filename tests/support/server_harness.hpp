@@ -1,0 +1,168 @@
+#pragma once
+// Driving a real server in tests: `hostq server` and `hostq worker` as child processes (exec of
+// HOSTQ_BIN, so no gtest or libpq state leaks into them), a monitor connection that reads the
+// server's stats JSON, and TestClient, a worker spoken by hand over the control socket (and the
+// shared-memory ring when the server grants one) for the cases a real worker cannot stage:
+// holding a job without reporting, vanishing between request and reply.
+//
+// ServerTest gives each case its own schema (DbTest), socket path, host name and scratch dir, so
+// `ctest -j` can run cases side by side.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "control/control_client.hpp"
+#include "protocol/messages.hpp"
+#include "support/db_fixture.hpp"
+
+namespace hostq::shm {
+class WorkerSegment;
+}
+
+namespace hostq::test {
+
+using namespace std::chrono_literals;
+
+/// HOSTQ_BIN, else the binary of this build tree.
+std::string hostqBinary();
+
+/// A child running the hostq binary; stdout and stderr go to `log`. The destructor kills (-9) and
+/// reaps it if it still runs.
+class HostqProcess {
+ public:
+  HostqProcess() = default;
+  HostqProcess(std::vector<std::string> args, std::string log);
+  HostqProcess(HostqProcess&&) noexcept;
+  HostqProcess& operator=(HostqProcess&&) noexcept;
+  ~HostqProcess();
+
+  pid_t pid() const noexcept { return m_pid; }
+  bool running();
+  void signal(int sig) const;
+  /// Exit code, -signal if killed, nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  /// kill -9 and reap.
+  void kill9();
+  std::string log() const;
+
+ private:
+  pid_t m_pid = -1;
+  std::optional<int> m_status;
+  std::string m_log;
+};
+
+/// A monitor connection (name "monitor:…"): asks for stats, never for jobs.
+class Monitor {
+ public:
+  explicit Monitor(std::string socket) : m_socket(std::move(socket)) {}
+  /// The stats JSON, or nullopt (no server yet, server gone); reconnects as needed.
+  std::optional<std::string> stats(std::chrono::milliseconds timeout = 2000ms);
+
+ private:
+  std::string m_socket;
+  control::ControlClient m_client;
+};
+
+/// A number at a dotted path of the server's stats JSON ("db_statements_by_kind.reserve").
+/// Our stats JSON has no arrays of objects before the keys this is used for, so a sequential
+/// search of each component is exact enough.
+std::optional<double> statNumber(const std::string& json, const std::string& path);
+/// `"key":true`.
+bool statFlag(const std::string& json, const std::string& key);
+
+/// A worker driven by hand, one request at a time.
+class TestClient {
+ public:
+  TestClient();
+  ~TestClient();
+  TestClient(const TestClient&) = delete;
+  TestClient& operator=(const TestClient&) = delete;
+
+  /// Connects and says Hello. Transport Shm uses the ring when the server grants a slot.
+  bool connect(const std::string& socket, const std::string& name, const WorkerConfig& config = {},
+               protocol::Transport transport = protocol::Transport::Socket);
+  const std::string& name() const noexcept { return m_name; }
+  bool usesRing() const noexcept;
+
+  /// Sends one Reserve (long poll).
+  bool reserve();
+  /// Waits for the answer to the outstanding Reserve; also collects acks meanwhile.
+  std::optional<protocol::JobAssigned> waitJob(std::chrono::milliseconds timeout);
+  bool complete(JobId id);
+  bool fail(JobId id, const std::string& error);
+  /// Waits until the server acknowledged `id` (its result is durable).
+  bool waitAck(JobId id, std::chrono::milliseconds timeout);
+  const std::set<JobId>& acked() const noexcept { return m_acked; }
+  void goodbye();
+  /// Drops the connection without a Goodbye: to the server this worker died.
+  void close();
+
+ private:
+  bool post(const protocol::Message& m);
+  /// Reads whatever is there (ring and socket) for up to `timeout`; returns a job if one came,
+  /// or nothing once `ack` (if not 0) is acknowledged.
+  std::optional<protocol::JobAssigned> pump(std::chrono::milliseconds timeout, JobId ack = 0);
+
+  control::ControlClient m_client;
+  std::unique_ptr<shm::WorkerSegment> m_seg;
+  std::string m_name;
+  std::uint64_t m_seq = 1;
+  std::set<JobId> m_acked;
+  std::vector<std::byte> m_buf;
+};
+
+/// A database-backed case with its own server socket, host name and scratch directory.
+class ServerTest : public DbTest {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  const std::string& socketPath() const { return m_socket; }
+  const std::string& host() const { return m_host; }
+  const std::string& dir() const { return m_dir; }
+  std::string prefetchOwner() const { return "prefetch:" + m_host; }
+
+  /// `hostq server` on this case's schema, socket and host name, plus `flags`; waits until it
+  /// answers stats.
+  HostqProcess startServer(const std::vector<std::string>& flags = {});
+  /// `hostq worker --builtin-handlers` on this case's socket (transport shm unless `flags` say).
+  HostqProcess startWorker(const std::vector<std::string>& flags = {});
+  /// Flags every test server gets unless overridden: short restart grace and poll interval.
+  static std::vector<std::string> fastFlags();
+
+  /// The server's stats JSON (fails the test when it cannot be had).
+  std::string stats();
+  double stat(const std::string& path);
+  /// Polls stats until `pred` holds.
+  bool waitStats(const std::function<bool(const std::string&)>& pred,
+                 std::chrono::milliseconds timeout = 10s);
+
+  std::int64_t count(const std::string& where) const {
+    return queryInt("SELECT count(*) FROM delayed_jobs WHERE " + where);
+  }
+  /// Worker name (`host:pid`) of a worker process of this case.
+  std::string workerName(pid_t pid) const { return m_host + ":" + std::to_string(pid); }
+  /// Enqueues `n` hostq.append jobs (one transaction) writing to `file`; returns their ids.
+  std::vector<JobId> enqueueAppend(int n, const std::string& file, const std::string& queue = "queue",
+                                   int priority = kNormalPriority);
+  /// Lines of an append file: job id → worker names that ran it.
+  std::map<JobId, std::vector<std::string>> appendLog(const std::string& file) const;
+
+  std::unique_ptr<Monitor> monitor;
+
+ private:
+  std::string m_socket;
+  std::string m_host;
+  std::string m_dir;
+  int m_logCounter = 0;
+};
+
+}  // namespace hostq::test
