@@ -565,10 +565,16 @@ int Server::run() {
   spdlog::info("server {} listening on {} (pid {}, {} shm slots)", m_host, co.socket_path, ::getpid(),
                m_segment->capacity());
 
+  auto next_parent_check = SteadyClock::now();
   while (!g_exit.load()) {
-    if (m_o.parent_pid > 0 && ::getppid() != m_o.parent_pid) {
-      spdlog::warn("pool {} is gone; exiting", m_o.parent_pid);
-      break;
+    // PR_SET_PDEATHSIG is the fast path; this check (a syscall) covers a parent that died before
+    // prctl, at most every 100 ms instead of on every turn of the loop.
+    if (m_o.parent_pid > 0 && SteadyClock::now() >= next_parent_check) {
+      next_parent_check = SteadyClock::now() + std::chrono::milliseconds(100);
+      if (::getppid() != m_o.parent_pid) {
+        spdlog::warn("pool {} is gone; exiting", m_o.parent_pid);
+        break;
+      }
     }
     bool did = drainInbox();
     did |= scanSlots();

@@ -122,11 +122,16 @@ struct ServerSource::Impl {
 
   enum class Handled { Nothing, Job, Stop, Broken };
 
-  Handled handle(protocol::Message& m, Job& out) {
+  /// `from_ring`: the socket client has already checked a JobAssigned it read (and cleared the
+  /// pending request); a ring record is checked here against the same rule.
+  Handled handle(protocol::Message& m, Job& out, bool from_ring) {
     if (auto* a = std::get_if<protocol::JobAssigned>(&m)) {
-      if (auto bad = control::checkAssignment(*a, name, client.pendingReserve())) {
-        spdlog::error("protocol error: {}", *bad);
-        return Handled::Broken;
+      if (from_ring) {
+        if (auto bad = control::checkAssignment(*a, name, client.pendingReserve())) {
+          spdlog::error("protocol error: {}", *bad);
+          return Handled::Broken;
+        }
+        client.setPendingReserve(std::nullopt);
       }
       if (a->payload_omitted) {
         // Too large for a ring record: fetch it over the socket.
@@ -142,7 +147,7 @@ struct ServerSource::Impl {
             break;
           }
           Job ignored;
-          if (handle(*r.message, ignored) != Handled::Nothing) return Handled::Broken;
+          if (handle(*r.message, ignored, false) != Handled::Nothing) return Handled::Broken;
         }
       }
       out = protocol::toJob(*a);
@@ -165,8 +170,8 @@ struct ServerSource::Impl {
     return Handled::Nothing;
   }
 
-  /// Drains replies from the ring and the socket without blocking.
-  Handled poll(Job& out) {
+  /// Drains replies from the ring and (with `socket_too`) the socket without blocking.
+  Handled poll(Job& out, bool socket_too = true) {
     if (seg) {
       for (;;) {
         std::size_t len = 0;
@@ -178,17 +183,20 @@ struct ServerSource::Impl {
           spdlog::error("bad reply record: {}", msg.error().describe());
           return Handled::Broken;
         }
-        const auto h = handle(msg.value(), out);
+        const auto h = handle(msg.value(), out, true);
         if (h != Handled::Nothing) return h;
       }
       if (seg->closed()) return Handled::Broken;
     }
-    while (readable(client.fd())) {
+    while (socket_too && readable(client.fd())) {
       auto r = client.receive(std::chrono::milliseconds(0), -1);
       using K = control::ControlClient::Received::Kind;
       if (r.kind == K::Timeout) break;
-      if (r.kind != K::Message) return Handled::Broken;
-      const auto h = handle(*r.message, out);
+      if (r.kind != K::Message) {
+        spdlog::debug("server connection: {}", r.error.describe());
+        return Handled::Broken;
+      }
+      const auto h = handle(*r.message, out, false);
       if (h != Handled::Nothing) return h;
     }
     return Handled::Nothing;
@@ -204,8 +212,11 @@ struct ServerSource::Impl {
         disconnect();
         continue;
       }
+      // The socket and the interrupt fd are looked at (two syscalls) only when the ring has been
+      // quiet for a wait: on the hot path a reply is in the ring after one spin.
+      bool look_around = !seg;
       for (;;) {
-        const auto h = poll(out);
+        const auto h = poll(out, look_around);
         if (h == Handled::Job) {
           client.setPendingReserve(std::nullopt);
           return NextStatus::Job;
@@ -215,7 +226,7 @@ struct ServerSource::Impl {
           disconnect();
           break;
         }
-        if (readable(interrupt_fd)) {
+        if (look_around && readable(interrupt_fd)) {
           // The request stays outstanding at the server; a fresh connection is the clean state
           // if we come back.
           disconnect();
@@ -227,6 +238,7 @@ struct ServerSource::Impl {
             disconnect();
             break;
           }
+          look_around = w != shm::WaitOutcome::Ready;
         } else {
           pollfd fds[2] = {{client.fd(), POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
           ::poll(fds, 2, 1000);

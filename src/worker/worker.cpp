@@ -237,13 +237,16 @@ struct Worker::Impl {
 
   void loop() {
     const auto& s = options.settings;
+    std::uint64_t turns = 0;
     while (!stop) {
-      if (options.parent_pid > 0 && ::getppid() != options.parent_pid) break;
+      // PR_SET_PDEATHSIG tells us at once; this syscall is only the fallback, so not every job.
+      if (options.parent_pid > 0 && (turns++ & 255) == 0 && ::getppid() != options.parent_pid) break;
       Job job;
       const auto st = source->next(job);
       if (st == worker::NextStatus::Stop) break;
       if (st == worker::NextStatus::Interrupted) {
         clearInterrupt();
+        if (options.parent_pid > 0 && ::getppid() != options.parent_pid) break;
         continue;
       }
       running = job.id;
