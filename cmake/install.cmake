@@ -16,5 +16,9 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/hostqConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/hostqConfig.cmake ${PROJECT_BINARY_DIR}/hostqConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/hostq)
+# Relocatable: the prefix is found from the .pc file's own place (${pcfiledir}), so
+# `cmake --install build --prefix X` works without reconfiguring with CMAKE_INSTALL_PREFIX=X.
+file(RELATIVE_PATH HOSTQ_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+string(REGEX REPLACE "/$" "" HOSTQ_PC_TO_PREFIX "${HOSTQ_PC_TO_PREFIX}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/hostq.pc.in ${PROJECT_BINARY_DIR}/hostq.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/hostq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

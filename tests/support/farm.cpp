@@ -1,0 +1,161 @@
+#include "support/farm.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <sstream>
+
+#include "support/wait.hpp"
+
+namespace hostq::test {
+
+std::string hostqBinary() {
+  if (const char* bin = std::getenv("HOSTQ_BIN"); bin && *bin) return bin;
+  return HOSTQ_DEFAULT_BIN;
+}
+
+ScratchDir::ScratchDir() {
+  char tmpl[] = "/tmp/hqt.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  m_path = tmpl;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(m_path, ec);
+}
+
+std::string slurpFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+namespace {
+
+void redirect(const std::string& out, const std::string& err) {
+  const int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+  const int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+  const int fi = ::open("/dev/null", O_RDONLY);
+  if (fo < 0 || fe < 0 || fi < 0) ::_exit(126);
+  ::dup2(fi, 0);
+  ::dup2(fo, 1);
+  ::dup2(fe, 2);
+  ::close(fi);
+  ::close(fo);
+  ::close(fe);
+}
+
+}  // namespace
+
+Proc Proc::exec(const ScratchDir& dir, const std::string& label, const std::vector<std::string>& argv,
+                const std::vector<std::pair<std::string, std::string>>& env) {
+  Proc p;
+  p.m_out = dir.file(label + ".out");
+  p.m_err = dir.file(label + ".err");
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  std::vector<std::string> envStore;
+  for (char** e = environ; *e; ++e) envStore.emplace_back(*e);
+  for (auto& [k, v] : env) envStore.push_back(k + "=" + v);
+  std::vector<char*> cenv;
+  for (auto& e : envStore) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  p.m_pid = ::fork();
+  if (p.m_pid == 0) {
+    redirect(p.m_out, p.m_err);
+    ::execve(cargs[0], cargs.data(), cenv.data());
+    ::_exit(127);
+  }
+  return p;
+}
+
+Proc Proc::fork(const ScratchDir& dir, const std::string& label, std::function<int()> body) {
+  Proc p;
+  p.m_out = dir.file(label + ".out");
+  p.m_err = dir.file(label + ".err");
+  p.m_pid = ::fork();
+  if (p.m_pid == 0) {
+    redirect(p.m_out, p.m_err);
+    int code = 99;
+    try {
+      code = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child threw: %s\n", e.what());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  return p;
+}
+
+Proc& Proc::operator=(Proc&& o) noexcept {
+  if (this != &o) {
+    if (m_pid > 0 && !m_code) {
+      ::kill(m_pid, SIGKILL);
+      ::waitpid(m_pid, nullptr, 0);
+    }
+    m_pid = std::exchange(o.m_pid, -1);
+    m_code = std::exchange(o.m_code, std::nullopt);
+    m_out = std::move(o.m_out);
+    m_err = std::move(o.m_err);
+  }
+  return *this;
+}
+
+Proc::~Proc() {
+  if (m_pid > 0 && !m_code) {
+    ::kill(m_pid, SIGKILL);
+    ::waitpid(m_pid, nullptr, 0);
+  }
+}
+
+bool Proc::running() {
+  if (m_pid <= 0 || m_code) return false;
+  int st = 0;
+  const pid_t r = ::waitpid(m_pid, &st, WNOHANG);
+  if (r == 0) return true;
+  m_code = r == m_pid ? (WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)) : -1;
+  return false;
+}
+
+void Proc::signal(int sig) const {
+  if (m_pid > 0 && !m_code) ::kill(m_pid, sig);
+}
+
+std::optional<int> Proc::wait(std::chrono::milliseconds timeout) {
+  waitUntil([&] { return !running(); }, timeout);
+  return m_code;
+}
+
+std::string Proc::out() const { return slurpFile(m_out); }
+std::string Proc::err() const { return slurpFile(m_err); }
+
+std::string Proc::describe() const {
+  return "pid " + std::to_string(m_pid) + ", exit " + (m_code ? std::to_string(*m_code) : "(running)") +
+         "\nstdout:\n" + out() + "\nstderr:\n" + err();
+}
+
+RunResult runHostq(const ScratchDir& dir, const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  static int counter = 0;
+  std::vector<std::string> argv{hostqBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Proc p = Proc::exec(dir, "run" + std::to_string(counter++), argv);
+  RunResult r;
+  const auto code = p.wait(timeout);
+  r.code = code.value_or(-1);
+  r.out = p.out();
+  r.err = p.err();
+  return r;  // p's destructor kills it if it timed out
+}
+
+}  // namespace hostq::test
