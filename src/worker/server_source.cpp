@@ -116,8 +116,11 @@ struct ServerSource::Impl {
         }
       }
     }
+    if (std::holds_alternative<protocol::Reserve>(m)) client.setPendingReserve(std::nullopt);
     std::lock_guard lock(send_mutex);
-    return client.send(m).ok();
+    auto st = client.send(m);
+    if (!st.ok()) spdlog::debug("send to server: {}", st.error().describe());
+    return st.ok();
   }
 
   enum class Handled { Nothing, Job, Stop, Broken };
@@ -207,7 +210,9 @@ struct ServerSource::Impl {
       if (stop) return NextStatus::Stop;
       if (!connect()) return NextStatus::Interrupted;
       const std::uint64_t seq = next_seq++;
-      client.setPendingReserve(seq);
+      // A Reserve sent on the socket becomes the client's outstanding request by itself; one
+      // sent through the ring must be registered, since its reply may come either way.
+      if (seg) client.setPendingReserve(seq);
       if (!post(protocol::Message(protocol::Reserve{seq, monoNowNs()}))) {
         disconnect();
         continue;
