@@ -128,7 +128,7 @@ TEST_F(ServerFaults, GracefulTermFlushesAndReleases) {
 // name: workers reconnect and resend what was not acknowledged, the new server gives back the old
 // one's prefetch locks after the grace, and every job runs exactly once.
 TEST_F(ServerFaults, ServerRestartMidBurnDown) {
-  constexpr int kJobs = 3000;
+  constexpr int kJobs = 2000;
   const std::string file = dir() + "/ran";
   const auto ids = enqueueAppend(kJobs, file);
   // The grace must outlast a worker's longest reconnect back-off (1 s + jitter): a worker still
