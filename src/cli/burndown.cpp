@@ -1,0 +1,670 @@
+#include "cli/burndown.hpp"
+
+#include <dirent.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/server_query.hpp"
+#include "common/log.hpp"
+#include "hostq/pool.hpp"
+#include "hostq/store.hpp"
+#include "pool/embedded_postgres.hpp"
+
+namespace hostq::cli::burndown {
+
+// --- stop signals ---------------------------------------------------------------------------
+
+namespace {
+volatile sig_atomic_t g_stop = 0;
+extern "C" void onStopSignal(int) { g_stop = 1; }
+}  // namespace
+
+void installStopSignals() {
+  struct sigaction sa{};
+  sa.sa_handler = onStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocking wait returns early with EINTR
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+bool stopRequested() noexcept { return g_stop != 0; }
+void throwIfStopped() {
+  if (stopRequested()) throw Interrupted();
+}
+
+// --- histograms -----------------------------------------------------------------------------
+
+int SharedHistogram::indexOf(std::uint64_t ns) noexcept {
+  if (ns < 16) return static_cast<int>(ns);
+  const int msb = 63 - std::countl_zero(ns);
+  return std::min(kBuckets - 1, 16 + (msb - 4) * 8 + static_cast<int>((ns >> (msb - 3)) & 7));
+}
+
+std::uint64_t SharedHistogram::upperEdge(int i) noexcept {
+  if (i < 16) return static_cast<std::uint64_t>(i) + 1;
+  const int msb = (i - 16) / 8 + 4;
+  const std::uint64_t sub = static_cast<std::uint64_t>((i - 16) % 8);
+  if (msb >= 63) return UINT64_MAX;
+  return (9 + sub) << (msb - 3);
+}
+
+void SharedHistogram::reset() noexcept {
+  for (auto& b : buckets) b.store(0, std::memory_order_relaxed);
+}
+
+std::uint64_t Histogram::count() const noexcept {
+  std::uint64_t n = 0;
+  for (auto b : buckets) n += b;
+  return n;
+}
+
+std::optional<double> Histogram::percentileUs(double q) const noexcept {
+  const std::uint64_t n = count();
+  if (n == 0) return std::nullopt;
+  const auto target = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(n)));
+  std::uint64_t seen = 0;
+  for (int i = 0; i < SharedHistogram::kBuckets; ++i) {
+    seen += buckets[static_cast<std::size_t>(i)];
+    if (seen >= std::max<std::uint64_t>(target, 1)) return static_cast<double>(SharedHistogram::upperEdge(i)) / 1000.0;
+  }
+  return static_cast<double>(SharedHistogram::upperEdge(SharedHistogram::kBuckets - 1)) / 1000.0;
+}
+
+void Histogram::merge(const Histogram& other) noexcept {
+  for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += other.buckets[i];
+}
+
+// --- small helpers ----------------------------------------------------------------------------
+
+std::string thousands(double v) {
+  const bool neg = v < 0;
+  auto n = static_cast<std::uint64_t>(std::llround(std::fabs(v)));
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return neg ? "-" + out : out;
+}
+
+std::optional<double> jsonNumber(const std::string& json, const std::string& object, const std::string& key) {
+  std::size_t from = 0, to = json.size();
+  if (!object.empty()) {
+    const auto at = json.find("\"" + object + "\":{");
+    if (at == std::string::npos) return std::nullopt;
+    from = at + object.size() + 4;
+    to = json.find('}', from);
+    if (to == std::string::npos) return std::nullopt;
+  }
+  const std::string k = "\"" + key + "\":";
+  const auto at = json.find(k, from);
+  if (at == std::string::npos || at >= to) return std::nullopt;
+  const char* start = json.c_str() + at + k.size();
+  char* end = nullptr;
+  const double v = std::strtod(start, &end);
+  if (end == start) return std::nullopt;
+  return v;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string quoteIdent(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+
+void sleepMs(int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};
+  ::nanosleep(&ts, nullptr);  // EINTR (a stop signal) just ends the nap early
+}
+
+double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::uint64_t monotonicNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// /proc/<pid>/stat, the fields we use.
+struct ProcStat {
+  int pid = 0;
+  int ppid = 0;
+  std::string comm;
+  std::uint64_t ticks = 0;        ///< utime + stime
+  std::uint64_t child_ticks = 0;  ///< cutime + cstime (reaped children)
+};
+
+std::optional<ProcStat> readStat(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  const auto open = line.find('('), close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return std::nullopt;
+  ProcStat s;
+  s.pid = pid;
+  s.comm = line.substr(open + 1, close - open - 1);
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string x; rest >> x;) f.push_back(x);
+  // rest starts at field 3 (state): ppid = 4, utime = 14, stime = 15, cutime = 16, cstime = 17.
+  if (f.size() < 15) return std::nullopt;
+  s.ppid = std::stoi(f[1]);
+  s.ticks = std::stoull(f[11]) + std::stoull(f[12]);
+  s.child_ticks = std::stoull(f[13]) + std::stoull(f[14]);
+  return s;
+}
+
+std::vector<ProcStat> allProcesses() {
+  std::vector<ProcStat> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    if (auto s = readStat(std::atoi(e->d_name))) out.push_back(*s);
+  }
+  ::closedir(d);
+  return out;
+}
+
+double ticksToSeconds(std::uint64_t t) { return static_cast<double>(t) / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
+
+std::optional<double> peakRssKb(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr);
+  }
+  return std::nullopt;
+}
+
+double load1m() {
+  std::ifstream in("/proc/loadavg");
+  double l = 0;
+  in >> l;
+  return l;
+}
+
+/// A plain libpq connection that counts every statement it sends: the poll loop and the
+/// pg_stat_database readings, whose own transactions are subtracted from the farm's.
+class Pg {
+ public:
+  Pg(const std::string& url, const std::string& schema) {
+    m_conn = PQconnectdb(url.c_str());
+    if (PQstatus(m_conn) != CONNECTION_OK) {
+      std::string err = PQerrorMessage(m_conn);
+      PQfinish(m_conn);
+      m_conn = nullptr;
+      throw std::runtime_error("connecting to the database: " + err);
+    }
+    PQsetNoticeProcessor(m_conn, [](void*, const char*) {}, nullptr);
+    exec("SET application_name = 'hostq bench monitor'");
+    if (!schema.empty()) exec("SET search_path TO " + quoteIdent(schema));
+  }
+  ~Pg() {
+    if (m_conn) PQfinish(m_conn);
+  }
+  Pg(const Pg&) = delete;
+  Pg& operator=(const Pg&) = delete;
+
+  /// First column of the first row, nullopt when there is no row.
+  std::optional<std::string> exec(const std::string& sql) {
+    ++m_sent;
+    return take(PQexec(m_conn, sql.c_str()), sql);
+  }
+  void prepare(const std::string& name, const std::string& sql) {
+    // Preparing before any counted window: whether Parse counts as a transaction is no concern.
+    PGresult* r = PQprepare(m_conn, name.c_str(), sql.c_str(), 0, nullptr);
+    (void)take(r, sql);
+  }
+  std::optional<std::string> execPrepared(const std::string& name, const std::string& param) {
+    ++m_sent;
+    const char* values[1] = {param.c_str()};
+    return take(PQexecPrepared(m_conn, name.c_str(), 1, values, nullptr, nullptr, 0), name);
+  }
+  std::uint64_t sent() const noexcept { return m_sent; }
+
+ private:
+  std::optional<std::string> take(PGresult* r, const std::string& what) {
+    const auto st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      std::string err = PQresultErrorMessage(r);
+      PQclear(r);
+      throw std::runtime_error(what + ": " + err);
+    }
+    std::optional<std::string> v;
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
+      v = PQgetisnull(r, 0, 0) ? std::string("NULL") : std::string(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+  }
+  PGconn* m_conn = nullptr;
+  std::uint64_t m_sent = 0;
+};
+
+/// A pg_stat_database.xact_commit reading and how many statements this connection had sent
+/// before it: our own share of the counter.
+struct XactReading {
+  double value = 0;
+  std::uint64_t own = 0;
+};
+
+XactReading readXact(Pg& pg) {
+  // Our backend's counters reach the shared stats at most once a second unless forced; forcing
+  // makes every statement sent before the reading part of it, so our share is exact.
+  pg.exec("SELECT pg_stat_force_next_flush()");
+  XactReading r;
+  r.own = pg.sent();
+  r.value = std::stod(pg.exec("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").value_or("0"));
+  return r;
+}
+
+// Worker side of the hand-off histogram: set in the worker process only (after the fork).
+std::uint64_t g_lastJobEnd = 0;
+
+}  // namespace
+
+// --- RunConfig ----------------------------------------------------------------------------------
+
+std::string RunConfig::handlerName() const {
+  return sleep_ms < 0 ? std::string("noop") : "sleep:" + std::to_string(sleep_ms);
+}
+
+std::string RunConfig::label() const { return std::string(toString(transport)) + " x" + std::to_string(workers); }
+
+// --- Database -----------------------------------------------------------------------------------
+
+Database::Database(const CommonOptions& common, const std::function<void(const std::string&)>& say) {
+  m_url = common.databaseUrl();
+  if (m_url.empty()) {
+    say("starting a throwaway PostgreSQL (no --database-url or HOSTQ_DATABASE_URL given)");
+    m_embedded = EmbeddedPostgres::start();
+    m_url = m_embedded->url();
+    say("  PostgreSQL is up in " + m_embedded->dir() + " (removed at the end)");
+  }
+  if (!common.schema.empty()) {
+    m_schema = common.schema;
+  } else {
+    m_schema = "hostq_bench_" + std::to_string(::getpid());
+    m_dropSchema = !m_embedded;
+  }
+}
+
+Database::~Database() { close(); }
+
+std::string Database::embeddedDir() const { return m_embedded ? m_embedded->dir() : std::string(); }
+
+void Database::close() noexcept {
+  if (m_dropSchema) {
+    m_dropSchema = false;
+    try {
+      Pg pg(m_url, "");
+      pg.exec("SET client_min_messages = warning");
+      pg.exec("DROP SCHEMA IF EXISTS " + quoteIdent(m_schema) + " CASCADE");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "hostq: dropping schema %s: %s\n", m_schema.c_str(), e.what());
+    }
+  }
+  if (m_embedded) {
+    m_embedded->stop();
+    m_embedded.reset();
+  }
+}
+
+// --- Progress -----------------------------------------------------------------------------------
+
+Progress::Progress(std::string label, std::int64_t total, bool enabled, double plain_every_s)
+    : m_label(std::move(label)), m_total(total), m_enabled(enabled), m_tty(::isatty(2) == 1), m_plainEvery(plain_every_s) {}
+
+void Progress::update(std::int64_t done, double elapsed_s) {
+  if (!m_enabled) return;
+  const double every = m_tty ? 0.1 : m_plainEvery;
+  if (elapsed_s - m_lastDraw < every) return;
+  m_lastDraw = elapsed_s;
+  draw(done, elapsed_s, false);
+}
+
+void Progress::finish(std::int64_t done, double elapsed_s) {
+  if (!m_enabled) return;
+  draw(done, elapsed_s, true);
+}
+
+void Progress::draw(std::int64_t done, double elapsed_s, bool final) {
+  done = std::clamp<std::int64_t>(done, 0, m_total);
+  const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0;
+  const double frac = m_total > 0 ? static_cast<double>(done) / static_cast<double>(m_total) : 1;
+  char eta[32] = "";
+  if (final)
+    std::snprintf(eta, sizeof eta, "in %.2f s", elapsed_s);
+  else if (rate > 0)
+    std::snprintf(eta, sizeof eta, "ETA %.1f s", static_cast<double>(m_total - done) / rate);
+  else
+    std::snprintf(eta, sizeof eta, "ETA ?");
+  std::string line;
+  if (m_tty) {
+    constexpr int kWidth = 24;
+    const int fill = static_cast<int>(frac * kWidth);
+    line = "  " + m_label + " [" + std::string(static_cast<std::size_t>(fill), '#') +
+           std::string(static_cast<std::size_t>(kWidth - fill), '-') + "] ";
+  } else {
+    line = "  " + m_label + ": ";
+  }
+  char tail[160];
+  std::snprintf(tail, sizeof tail, "%3.0f%%  %s/%s jobs  %s jobs/s  %s", frac * 100, thousands(static_cast<double>(done)).c_str(),
+                thousands(static_cast<double>(m_total)).c_str(), thousands(rate).c_str(), eta);
+  line += tail;
+  if (m_tty) {
+    const std::size_t width = line.size();
+    if (width < m_lastWidth) line.append(m_lastWidth - width, ' ');
+    m_lastWidth = width;
+    std::fprintf(stderr, "\r%s%s", line.c_str(), final ? "\n" : "");
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  std::fflush(stderr);
+}
+
+// --- Runner -------------------------------------------------------------------------------------
+
+struct Runner::Impl {
+  Database& db;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Pg> pg;
+  SharedHistogram* hist = nullptr;
+  std::string sockDir;
+  pid_t pool = -1;
+
+  explicit Impl(Database& d) : db(d) {
+    void* p = ::mmap(nullptr, sizeof(SharedHistogram), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
+    hist = new (p) SharedHistogram;
+    hist->reset();
+    char tmpl[] = "/tmp/hostq-bench.XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    sockDir = tmpl;
+  }
+
+  ~Impl() {
+    stopFarm(false);
+    std::error_code ec;
+    std::filesystem::remove_all(sockDir, ec);
+    ::munmap(hist, sizeof(SharedHistogram));
+  }
+
+  std::string socketPath() const { return sockDir + "/hq.sock"; }
+
+  pid_t forkPool(const RunConfig& c) {
+    PoolOptions o;
+    o.settings.database_url = db.url();
+    o.settings.server.socket_path = socketPath();
+    o.settings.slow_exit_timeout = std::chrono::seconds(10);
+    WorkerSettings w;
+    w.config.workers = c.workers;
+    w.transport = c.transport;
+    w.builtin_handlers = true;
+    o.settings.workers = {w};
+    o.schema = db.schema();
+    o.run_server = c.transport != Transport::Direct;
+    SharedHistogram* h = hist;
+    o.hooks.before_perform.push_back([h](const Job&) {
+      if (g_lastJobEnd != 0) h->record(monotonicNs() - g_lastJobEnd);
+    });
+    o.hooks.after_perform.push_back([](const Job&, const Outcome&) { g_lastJobEnd = monotonicNs(); });
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      // The farm's info lines would break the progress line; warnings and errors still show.
+      ::setenv("HOSTQ_LOG_LEVEL", "warn", 0);
+      log::init("pool");
+      int code = 1;
+      try {
+        code = runPool(std::move(o));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "hostq: pool: %s\n", e.what());
+      }
+      ::_exit(code);
+    }
+    return pid;
+  }
+
+  /// QUIT (graceful) or TERM (fast), then escalation; waits for the pool to exit.
+  void stopFarm(bool graceful) noexcept {
+    if (pool <= 0) return;
+    ::kill(pool, graceful ? SIGQUIT : SIGTERM);
+    const auto waitFor = [&](double seconds) {
+      const auto start = Clock::now();
+      while (secondsSince(start) < seconds) {
+        int status = 0;
+        const pid_t r = ::waitpid(pool, &status, WNOHANG);
+        if (r == pool || (r < 0 && errno == ECHILD)) return true;
+        sleepMs(5);
+      }
+      return false;
+    };
+    if (!waitFor(30)) {
+      std::fprintf(stderr, "hostq: the pool did not stop; sending TERM\n");
+      ::kill(pool, SIGTERM);
+      if (!waitFor(5)) {
+        ::kill(pool, SIGKILL);
+        (void)waitFor(5);
+      }
+    }
+    pool = -1;
+  }
+};
+
+Runner::Runner(Database& db) : m_impl(std::make_unique<Impl>(db)) {}
+Runner::~Runner() = default;
+
+void Runner::migrate() {
+  auto& m = *m_impl;
+  StoreOptions so;
+  so.schema = m.db.schema();
+  so.application_name = "hostq bench";
+  m.store = Store::connect(m.db.url(), so);
+  m.store->exec("SET client_min_messages = warning");
+  m.store->exec("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(m.db.schema()));
+  m.store->migrate();
+  m.pg = std::make_unique<Pg>(m.db.url(), m.db.schema());
+  // From the last id seen: the index descent skips the dead entries of finished jobs.
+  m.pg->prepare("poll", "SELECT id FROM delayed_jobs WHERE id >= $1::bigint ORDER BY id LIMIT 1");
+}
+
+double Runner::prepare(const RunConfig& c) {
+  auto& m = *m_impl;
+  const auto start = Clock::now();
+  NewJob proto;
+  if (c.sleep_ms < 0) {
+    proto.tag = "hostq.noop";
+    proto.payload.assign(static_cast<std::size_t>(std::max(0, c.payload_bytes)), 'x');
+  } else {
+    proto.tag = "hostq.sleep";
+    proto.payload = std::to_string(c.sleep_ms);
+    // hostq.sleep reads the leading number; the padding only makes the row as large as asked.
+    if (static_cast<int>(proto.payload.size()) < c.payload_bytes)
+      proto.payload.append(static_cast<std::size_t>(c.payload_bytes) - proto.payload.size(), ' ');
+  }
+  constexpr std::int64_t kChunk = 20'000;
+  std::vector<NewJob> chunk;
+  for (std::int64_t done = 0; done < c.jobs;) {
+    throwIfStopped();
+    const std::int64_t n = std::min(kChunk, c.jobs - done);
+    chunk.assign(static_cast<std::size_t>(n), proto);
+    done += static_cast<std::int64_t>(m.store->enqueueBulk(chunk));
+  }
+  throwIfStopped();
+  // Fresh statistics and a clean visibility map: every run starts from the same table state,
+  // whatever the previous run left behind.
+  m.pg->exec("VACUUM ANALYZE delayed_jobs");
+  return secondsSince(start);
+}
+
+RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string& progress_label,
+                      std::chrono::seconds timeout) {
+  auto& m = *m_impl;
+  auto& pg = *m.pg;
+  RunResult r;
+  r.config = c;
+  r.load_1m = load1m();
+
+  const std::int64_t firstId = std::stoll(pg.exec("SELECT coalesce(min(id), 0) FROM delayed_jobs").value_or("0"));
+  const std::int64_t total = std::stoll(pg.exec("SELECT count(*) FROM delayed_jobs").value_or("0"));
+  // PostgreSQL's processes: the postmaster (parent of our backend) and its children. Only when
+  // the database runs on this host; our own backend's share is taken out again.
+  const int backend = std::stoi(pg.exec("SELECT pg_backend_pid()").value_or("0"));
+  int postmaster = 0;
+  if (auto s = readStat(backend); s && s->comm == "postgres") postmaster = s->ppid;
+  const auto pgTicks = [&]() -> std::optional<std::uint64_t> {
+    if (postmaster == 0) return std::nullopt;
+    std::uint64_t t = 0;
+    for (const auto& p : allProcesses()) {
+      if (p.pid == postmaster) t += p.ticks + p.child_ticks;  // + backends that exited meanwhile
+      else if (p.ppid == postmaster) t += p.ticks;
+    }
+    return t;
+  };
+  const auto ownTicks = [&]() -> std::uint64_t {
+    auto s = readStat(backend);
+    return s ? s->ticks : 0;
+  };
+  const std::string baselineClients =
+      pg.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+              "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").value_or("0");
+  const XactReading xactBefore = readXact(pg);
+  const auto pgBefore = pgTicks();
+  const auto ownBefore = ownTicks();
+
+  m.hist->reset();
+  Progress progress(progress_label, total, show_progress);
+  const auto t0 = Clock::now();
+  m.pool = m.forkPool(c);
+  std::int64_t lastId = firstId;
+  for (;;) {
+    throwIfStopped();
+    int status = 0;
+    if (::waitpid(m.pool, &status, WNOHANG) == m.pool) {
+      m.pool = -1;
+      throw std::runtime_error("the pool exited before the jobs were done (status " + std::to_string(status) + ")");
+    }
+    const auto row = pg.execPrepared("poll", std::to_string(lastId));
+    const double elapsed = secondsSince(t0);
+    if (!row) {
+      r.elapsed_s = elapsed;
+      break;
+    }
+    lastId = std::stoll(*row);
+    if (lastId > firstId && !r.startup_ms) r.startup_ms = elapsed * 1000.0;
+    // Jobs finish in about id order, so the oldest id left tells how far the burn-down is.
+    progress.update(std::min(total, lastId - firstId), elapsed);
+    if (elapsed > static_cast<double>(timeout.count()))
+      throw std::runtime_error("the burn-down did not finish within " + std::to_string(timeout.count()) + " s");
+    sleepMs(10);
+  }
+  progress.finish(total, r.elapsed_s);
+  const double jobs = static_cast<double>(std::max<std::int64_t>(total, 1));
+  r.config.jobs = total;
+  r.jobs_per_second = r.elapsed_s > 0 ? static_cast<double>(total) / r.elapsed_s : 0;
+
+  // Everything below is read before the farm stops: its processes must still exist.
+  std::uint64_t serverTicks = 0, workerTicks = 0;
+  bool haveServer = false;
+  for (const auto& p : allProcesses()) {
+    if (p.ppid != m.pool) continue;
+    const auto hwm = peakRssKb(p.pid);
+    if (p.comm == "hostq server") {
+      haveServer = true;
+      serverTicks += p.ticks;
+      if (hwm) r.server_peak_rss_kb = *hwm;
+    } else {
+      workerTicks += p.ticks;
+      if (hwm) r.worker_peak_rss_kb = std::max(r.worker_peak_rss_kb.value_or(0), *hwm);
+    }
+  }
+  if (haveServer) r.cpu_server_us_per_job = ticksToSeconds(serverTicks) * 1e6 / jobs;
+  r.cpu_workers_us_per_job = ticksToSeconds(workerTicks) * 1e6 / jobs;
+  if (const auto pgAfter = pgTicks(); pgAfter && pgBefore) {
+    const std::uint64_t own = ownTicks() - ownBefore;
+    const std::uint64_t d = *pgAfter - *pgBefore;
+    r.cpu_postgres_us_per_job = ticksToSeconds(d > own ? d - own : 0) * 1e6 / jobs;
+  }
+  for (int i = 0; i < SharedHistogram::kBuckets; ++i)
+    r.gap.buckets[static_cast<std::size_t>(i)] = m.hist->buckets[i].load(std::memory_order_relaxed);
+  r.gap_p50_us = r.gap.percentileUs(0.50);
+  r.gap_p99_us = r.gap.percentileUs(0.99);
+  r.gap_p999_us = r.gap.percentileUs(0.999);
+
+  if (c.transport != Transport::Direct) {
+    std::string err;
+    StatsClient client;
+    if (auto s = client.query(m.socketPath(), std::chrono::milliseconds(3000), err)) {
+      r.stats_json = *s;
+      r.db_statements = jsonNumber(*s, "", "db_statements");
+      if (r.db_statements) r.db_statements_per_job = *r.db_statements / jobs;
+      r.db_statements_source = "server_stats";
+      r.handoff_p50_us = jsonNumber(*s, "handoff", "p50_us");
+      r.handoff_p99_us = jsonNumber(*s, "handoff", "p99_us");
+      r.handoff_p999_us = jsonNumber(*s, "handoff", "p999_us");
+      r.enqueue_to_start_p50_us = jsonNumber(*s, "enqueue_to_start", "p50_us");
+      r.enqueue_to_start_p99_us = jsonNumber(*s, "enqueue_to_start", "p99_us");
+      r.reservations = jsonNumber(*s, "", "reservations");
+      r.max_batch = jsonNumber(*s, "", "max_batch");
+    } else {
+      std::fprintf(stderr, "hostq: no stats from the server: %s\n", err.c_str());
+    }
+  }
+  m.stopFarm(true);
+
+  // The farm's backends flush their counters as they exit: wait for them to be gone, then until
+  // two readings agree (bounded: another user of the database may never let them agree).
+  const auto settleStart = Clock::now();
+  while (secondsSince(settleStart) < 2.0) {
+    const auto n = pg.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
+    if (std::stoll(n.value_or("0")) <= std::stoll(baselineClients)) break;
+    sleepMs(20);
+  }
+  std::optional<double> farmXacts;
+  const auto readStart = Clock::now();
+  for (;;) {
+    const XactReading after = readXact(pg);
+    const double v = after.value - xactBefore.value - static_cast<double>(after.own - xactBefore.own);
+    const bool stable = farmXacts && *farmXacts == v;
+    farmXacts = v;
+    if (stable || secondsSince(readStart) > 1.0) break;
+    sleepMs(50);
+  }
+  r.xact_commit_delta = farmXacts;
+  if (farmXacts) r.xact_commit_per_job = *farmXacts / jobs;
+  if (c.transport == Transport::Direct && farmXacts) {
+    r.db_statements = farmXacts;
+    r.db_statements_per_job = r.xact_commit_per_job;
+    r.db_statements_source = "xact_commit";
+  }
+  return r;
+}
+
+}  // namespace hostq::cli::burndown

@@ -1,0 +1,170 @@
+#pragma once
+// The burn-down machinery behind `hostq demo` and `hostq bench`: a database (given, or a private
+// EmbeddedPostgres), a schema, N no-op jobs enqueued in bulk (not timed), then a farm forked via
+// runPool, timed from the fork to the moment a separate connection sees no row left in
+// delayed_jobs. Around the run it reads what the farm cost: server stats, CPU of every process
+// from /proc, PostgreSQL's transaction counter, peak RSS.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/verbs.hpp"
+#include "hostq/config.hpp"
+
+namespace hostq {
+class EmbeddedPostgres;
+}
+
+namespace hostq::cli::burndown {
+
+/// SIGINT/SIGTERM arrived: thrown at the next check so destructors stop the farm and the
+/// throwaway PostgreSQL.
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+/// Installs SIGINT/SIGTERM handlers that only set a flag (checked by every loop here).
+void installStopSignals();
+bool stopRequested() noexcept;
+void throwIfStopped();
+
+/// Log-linear histogram of nanoseconds, like the server's (8 sub-buckets per power of two, so a
+/// percentile is within 12.5%), but with atomic buckets: it lives in a MAP_SHARED page that the
+/// forked workers write into.
+struct SharedHistogram {
+  static constexpr int kBuckets = 512;
+  std::atomic<std::uint64_t> buckets[kBuckets];
+
+  static int indexOf(std::uint64_t ns) noexcept;
+  /// Exclusive upper edge of bucket `i`, ns.
+  static std::uint64_t upperEdge(int i) noexcept;
+  void record(std::uint64_t ns) noexcept { buckets[indexOf(ns)].fetch_add(1, std::memory_order_relaxed); }
+  void reset() noexcept;
+};
+
+/// A plain copy of a histogram's buckets, for merging and percentiles after a run.
+struct Histogram {
+  std::vector<std::uint64_t> buckets = std::vector<std::uint64_t>(SharedHistogram::kBuckets, 0);
+  std::uint64_t count() const noexcept;
+  /// q in [0,1]; microseconds (upper edge of the bucket), nullopt when empty.
+  std::optional<double> percentileUs(double q) const noexcept;
+  void merge(const Histogram& other) noexcept;
+};
+
+/// The database of a burn-down: the given URL, else a private throwaway cluster. Owns a schema
+/// (the given one, or hostq_bench_<pid>, dropped at the end when we created it on a database we
+/// do not own).
+class Database {
+ public:
+  /// `say` gets progress messages (starting PostgreSQL…). Throws on failure.
+  Database(const CommonOptions& common, const std::function<void(const std::string&)>& say);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  const std::string& url() const noexcept { return m_url; }
+  const std::string& schema() const noexcept { return m_schema; }
+  bool embedded() const noexcept { return m_embedded != nullptr; }
+  /// Where the throwaway cluster lives ("" when given a database).
+  std::string embeddedDir() const;
+  /// Stops the throwaway cluster / drops our schema now (also done by the destructor).
+  void close() noexcept;
+
+ private:
+  std::unique_ptr<EmbeddedPostgres> m_embedded;
+  std::string m_url;
+  std::string m_schema;
+  bool m_dropSchema = false;
+};
+
+/// One burn-down to run.
+struct RunConfig {
+  Transport transport = Transport::Shm;
+  int workers = 4;
+  std::int64_t jobs = 200'000;
+  int payload_bytes = 0;
+  int sleep_ms = -1;  ///< < 0: hostq.noop; else hostq.sleep with this many ms
+  std::string handlerName() const;
+  std::string label() const;  ///< "shm ×4"
+};
+
+/// What one run measured. Optional = not applicable to this transport (or could not be read),
+/// printed as null.
+struct RunResult {
+  RunConfig config;
+  int repeat = 0;
+  double elapsed_s = 0;
+  double jobs_per_second = 0;
+  std::optional<double> startup_ms;  ///< fork → first job gone from the table
+  std::optional<double> db_statements;   ///< hostq's own count (server stats)
+  std::optional<double> db_statements_per_job;
+  std::string db_statements_source;  ///< "server_stats" | "xact_commit"
+  std::optional<double> xact_commit_delta;  ///< the farm's committed transactions (pg_stat_database)
+  std::optional<double> xact_commit_per_job;
+  std::optional<double> cpu_server_us_per_job;
+  std::optional<double> cpu_workers_us_per_job;
+  std::optional<double> cpu_postgres_us_per_job;
+  std::optional<double> handoff_p50_us, handoff_p99_us, handoff_p999_us;  ///< server stats
+  std::optional<double> enqueue_to_start_p50_us, enqueue_to_start_p99_us;
+  std::optional<double> gap_p50_us, gap_p99_us, gap_p999_us;  ///< worker side: end of job → start of next
+  std::optional<double> server_peak_rss_kb;
+  std::optional<double> worker_peak_rss_kb;  ///< the largest worker's
+  std::optional<double> reservations, max_batch;
+  double load_1m = 0;  ///< /proc/loadavg when the run started
+  Histogram gap;       ///< the worker-side hand-off histogram
+  std::string stats_json;  ///< the server's, raw ("" for direct)
+};
+
+/// Progress of a burn-down: a redrawn line on a terminal, plain lines every `plain_every_s`
+/// otherwise. Writes to stderr.
+class Progress {
+ public:
+  Progress(std::string label, std::int64_t total, bool enabled, double plain_every_s = 1.0);
+  void update(std::int64_t done, double elapsed_s);
+  void finish(std::int64_t done, double elapsed_s);
+
+ private:
+  void draw(std::int64_t done, double elapsed_s, bool final);
+  std::string m_label;
+  std::int64_t m_total;
+  bool m_enabled;
+  bool m_tty;
+  double m_plainEvery;
+  double m_lastDraw = -1e9;
+  std::size_t m_lastWidth = 0;
+};
+
+/// Runs burn-downs against one Database: enqueue, vacuum, farm, measure, stop.
+class Runner {
+ public:
+  explicit Runner(Database& db);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  /// Creates the schema (if needed) and migrates.
+  void migrate();
+  /// Enqueues `config.jobs` jobs in bulk and VACUUM ANALYZEs delayed_jobs. Returns seconds taken.
+  double prepare(const RunConfig& config);
+  /// Starts the farm, waits until delayed_jobs is empty, measures, stops the farm.
+  RunResult run(const RunConfig& config, bool show_progress, const std::string& progress_label,
+                std::chrono::seconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// "200,000"
+std::string thousands(double v);
+/// Reads a number at `"key":` inside the object at `"object":{` (or at top level when `object`
+/// is empty) of our own flat-ish stats JSON.
+std::optional<double> jsonNumber(const std::string& json, const std::string& object, const std::string& key);
+
+}  // namespace hostq::cli::burndown

@@ -1,0 +1,190 @@
+// hostq bench: end-to-end burn-downs (enqueue N jobs, time a farm until the table is empty) over
+// transports and worker counts, with what each cost the database, the CPUs and the hand-off.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/bench_report.hpp"
+#include "cli/burndown.hpp"
+#include "cli/verbs.hpp"
+
+namespace hostq::cli {
+namespace {
+
+struct BenchFlags {
+  std::string transport = "shm";
+  std::string workers = "4";
+  std::int64_t jobs = 100'000;
+  int payload_bytes = 0;
+  std::string handler = "noop";
+  int repeat = 1;
+  bool compare = false;
+  bool json = false;
+  std::string out;
+  int timeout_s = 600;
+};
+
+std::vector<std::string> splitComma(const std::string& s) {
+  std::vector<std::string> v;
+  std::istringstream in(s);
+  for (std::string x; std::getline(in, x, ',');)
+    if (!x.empty()) v.push_back(x);
+  return v;
+}
+
+void writeFile(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+  if (!f) throw std::runtime_error("writing " + p.string());
+}
+
+std::string g_cmdline;
+
+int runBench(const BenchFlags& f, const CommonOptions& common) {
+  using namespace burndown;
+  // Configurations first: a bad flag is a usage error before anything starts.
+  std::vector<Transport> transports;
+  for (const auto& t : f.compare ? std::vector<std::string>{"shm", "socket", "direct"} : splitComma(f.transport)) {
+    auto p = parseTransport(t);
+    if (!p) throw UsageError("--transport: not shm, socket or direct: " + t);
+    transports.push_back(*p);
+  }
+  std::vector<int> workerCounts;
+  for (const auto& w : splitComma(f.workers)) {
+    try {
+      const int n = std::stoi(w);
+      if (n < 1 || n > 1000) throw std::out_of_range(w);
+      workerCounts.push_back(n);
+    } catch (const std::exception&) {
+      throw UsageError("--workers: not a count (1..1000) or a comma list of them: " + f.workers);
+    }
+  }
+  if (transports.empty() || workerCounts.empty()) throw UsageError("nothing to run");
+  int sleepMs = -1;
+  if (f.handler.rfind("sleep:", 0) == 0) {
+    try {
+      sleepMs = std::stoi(f.handler.substr(6));
+    } catch (const std::exception&) {
+      sleepMs = -1;
+    }
+    if (sleepMs < 0) throw UsageError("--handler: sleep:MS needs a number of milliseconds");
+  } else if (f.handler != "noop") {
+    throw UsageError("--handler: noop or sleep:MS");
+  }
+  std::vector<RunConfig> configs;
+  for (int w : workerCounts) {
+    for (Transport t : transports) {
+      RunConfig c;
+      c.transport = t;
+      c.workers = w;
+      c.jobs = f.jobs;
+      c.payload_bytes = f.payload_bytes;
+      c.sleep_ms = sleepMs;
+      configs.push_back(c);
+    }
+  }
+
+  installStopSignals();
+  auto say = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+  Database db(common, say);
+  Runner runner(db);
+  runner.migrate();
+
+  std::vector<RunResult> runs;
+  const int total = static_cast<int>(configs.size()) * f.repeat;
+  int n = 0;
+  // Repeats interleave the configurations (A B C A B C …) so a slow minute on a shared machine
+  // hits every configuration instead of one.
+  for (int rep = 1; rep <= f.repeat; ++rep) {
+    for (const auto& c : configs) {
+      ++n;
+      const std::string tag = "[" + std::to_string(n) + "/" + std::to_string(total) + "] " + c.label();
+      const double prep = runner.prepare(c);
+      std::fprintf(stderr, "%s: enqueued %s jobs (%s) in %.2f s; burning down\n", tag.c_str(),
+                   thousands(static_cast<double>(c.jobs)).c_str(), c.handlerName().c_str(), prep);
+      RunResult r = runner.run(c, true, tag, std::chrono::seconds(f.timeout_s));
+      r.repeat = rep;
+      if (f.json) {
+        std::printf("%s\n", toJson(r).c_str());
+      } else {
+        std::printf("%-22s %s jobs/s  %s stmts/job (%s)  hand-off p50/p99 %s/%s µs  job gap p50/p99 %s/%s µs  load %.1f\n",
+                    tag.c_str(), thousands(r.jobs_per_second).c_str(), fmtNum(r.db_statements_per_job, 4).c_str(),
+                    r.db_statements_source.empty() ? "–" : r.db_statements_source.c_str(), fmtNum(r.handoff_p50_us, 1).c_str(),
+                    fmtNum(r.handoff_p99_us, 1).c_str(), fmtNum(r.gap_p50_us, 1).c_str(), fmtNum(r.gap_p99_us, 1).c_str(),
+                    r.load_1m);
+      }
+      std::fflush(stdout);
+      runs.push_back(std::move(r));
+    }
+  }
+
+  const auto summary = summarize(runs);
+  std::string table = summaryTable(summary);
+  std::string ratios = transports.size() > 1 ? ratioTable(summary) : std::string();
+  if (!f.json) {
+    std::printf("\nMedians over %d repeat%s (%s jobs each, handler %s, payload %d B):\n\n%s", f.repeat,
+                f.repeat == 1 ? "" : "s", thousands(static_cast<double>(f.jobs)).c_str(), configs[0].handlerName().c_str(),
+                f.payload_bytes, table.c_str());
+    if (!ratios.empty()) std::printf("\nRatios of the medians:\n\n%s", ratios.c_str());
+  }
+  if (!f.out.empty()) {
+    std::filesystem::create_directories(f.out);
+    const std::filesystem::path dir(f.out);
+    writeFile(dir / "runs.csv", toCsv(runs));
+    writeFile(dir / "histograms.csv", histogramsCsv(runs));
+    writeFile(dir / "summary.md", "Command: `" + g_cmdline + "`\n\n" + table + (ratios.empty() ? "" : "\n" + ratios));
+    writeFile(dir / "chart.svg",
+              chartSvg(summary, "hostq bench: " + thousands(static_cast<double>(f.jobs)) + " " + configs[0].handlerName() +
+                                    " jobs, median of " + std::to_string(f.repeat)));
+    std::fprintf(stderr, "wrote %s/{runs.csv,histograms.csv,summary.md,chart.svg}\n", f.out.c_str());
+  }
+  db.close();
+  return 0;
+}
+
+VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
+  auto f = std::make_shared<BenchFlags>();
+  cmd.add_option("--transport", f->transport, "shm | socket | direct, or a comma list");
+  cmd.add_option("--workers", f->workers, "worker count, or a comma list (e.g. 1,4,16)");
+  cmd.add_option("--jobs", f->jobs, "jobs per run")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
+  cmd.add_option("--payload-bytes", f->payload_bytes, "payload size of each job")->check(CLI::Range(0, 1 << 20));
+  cmd.add_option("--handler", f->handler, "noop | sleep:MS");
+  cmd.add_option("--repeat", f->repeat, "runs of each configuration, interleaved; medians reported")->check(CLI::Range(1, 1000));
+  cmd.add_flag("--compare", f->compare, "shm, socket and direct back to back on the same database, with ratios");
+  cmd.add_flag("--json", f->json, "one JSON object per run on stdout (progress stays on stderr)");
+  cmd.add_option("--out", f->out, "directory for runs.csv, histograms.csv, summary.md and chart.svg");
+  cmd.add_option("--timeout", f->timeout_s, "seconds one burn-down may take")->check(CLI::Range(1, 86400));
+  cmd.footer(
+      "Uses --database-url / HOSTQ_DATABASE_URL, else a throwaway PostgreSQL removed at the end.\n"
+      "Each run: enqueue --jobs jobs in bulk and VACUUM ANALYZE (not timed), fork a pool, time until\n"
+      "delayed_jobs is empty. See docs/performance.md for what each figure means.");
+  return [f, &common] {
+    try {
+      return runBench(*f, common);
+    } catch (const std::exception& e) {
+      // A stop signal can also surface as the failure of whatever it interrupted (initdb, COPY).
+      if (!burndown::stopRequested()) throw;
+      std::fprintf(stderr, "\nhostq: interrupted; the farm and any throwaway PostgreSQL were stopped\n");
+      return 130;
+    }
+  };
+}
+
+// The command line, for summary.md: read once from /proc (CLI11 has consumed argv by then).
+[[maybe_unused]] const bool g_cmdlineRead = [] {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (auto& c : s)
+    if (c == '\0') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  g_cmdline = s;
+  return true;
+}();
+
+}  // namespace
+}  // namespace hostq::cli
+
+HOSTQ_CLI_VERB("bench", "Measure end-to-end burn-downs by transport and worker count", hostq::cli::setup)

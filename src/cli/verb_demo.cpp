@@ -1,0 +1,111 @@
+// hostq demo: the README's first command. A pool of workers burns down a bulk of no-op jobs over
+// shared memory, then the same over `direct` (every worker on its own database connection, as
+// inst-jobs works) for comparison. Without a database given, PostgreSQL itself is a throwaway.
+#include <cstdio>
+
+#include "cli/bench_report.hpp"
+#include "cli/burndown.hpp"
+#include "cli/verbs.hpp"
+
+namespace hostq::cli {
+namespace {
+
+struct DemoFlags {
+  std::int64_t jobs = 200'000;
+  int workers = 4;
+  std::optional<std::int64_t> direct_jobs;
+};
+
+// Direct mode costs two round trips per job; at a few thousand jobs/s on a small machine, the
+// full 200,000 would make the demo minutes long. This many keeps it under ~10 s.
+constexpr std::int64_t kDefaultDirectJobs = 20'000;
+
+int runDemo(const DemoFlags& f, const CommonOptions& common) {
+  using namespace burndown;
+  installStopSignals();
+  auto say = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+  const std::int64_t directJobs = f.direct_jobs.value_or(std::min(f.jobs, kDefaultDirectJobs));
+  std::printf("hostq demo: %s no-op jobs, a pool of %d workers over shared memory, then %s jobs in direct mode\n",
+              thousands(static_cast<double>(f.jobs)).c_str(), f.workers, thousands(static_cast<double>(directJobs)).c_str());
+  std::fflush(stdout);
+
+  Database db(common, say);
+  Runner runner(db);
+  runner.migrate();
+  say("schema " + db.schema() + " migrated");
+
+  RunConfig shm;
+  shm.transport = Transport::Shm;
+  shm.workers = f.workers;
+  shm.jobs = f.jobs;
+  double prep = runner.prepare(shm);
+  say("enqueued " + thousands(static_cast<double>(f.jobs)) + " jobs in bulk in " + fmtNum(prep, 2) + " s (not timed)");
+  say("burning down over shared memory:");
+  const RunResult a = runner.run(shm, true, "shm   ", std::chrono::seconds(600));
+
+  std::optional<RunResult> b;
+  if (directJobs > 0) {
+    RunConfig direct = shm;
+    direct.transport = Transport::Direct;
+    direct.jobs = directJobs;
+    prep = runner.prepare(direct);
+    say("enqueued " + thousands(static_cast<double>(directJobs)) + " jobs in " + fmtNum(prep, 2) + " s; burning down in direct mode:");
+    b = runner.run(direct, true, "direct", std::chrono::seconds(600));
+  }
+
+  auto us = [](const std::optional<double>& v) { return v ? fmtNum(v, 1) + " µs" : std::string("–"); };
+  std::printf("\n%-36s %-26s %s\n", "", "shared memory", b ? "direct (as inst-jobs)" : "");
+  auto row = [&](const char* name, const std::string& x, const std::string& y) {
+    std::printf("%-36s %-26s %s\n", name, x.c_str(), b ? y.c_str() : "");
+  };
+  row("workers", std::to_string(a.config.workers), b ? std::to_string(b->config.workers) : "");
+  row("jobs", thousands(static_cast<double>(a.config.jobs)), b ? thousands(static_cast<double>(b->config.jobs)) : "");
+  row("jobs/s", thousands(a.jobs_per_second), b ? thousands(b->jobs_per_second) : "");
+  row("database statements per job", fmtNum(a.db_statements_per_job, 4) + " (hostq's count)",
+      b ? fmtNum(b->db_statements_per_job, 3) + " (xact_commit)" : "");
+  row("hand-off latency p50 / p99 (server)", us(a.handoff_p50_us) + " / " + us(a.handoff_p99_us), b ? "– (no server)" : "");
+  row("job gap p50 / p99 (worker)", us(a.gap_p50_us) + " / " + us(a.gap_p99_us),
+      b ? us(b->gap_p50_us) + " / " + us(b->gap_p99_us) : "");
+  std::printf("\n(hand-off: a worker's request → its job delivered, measured by the server; job gap: the end of one\n"
+              " job → the start of the next, measured in the worker, result report and database trips included)\n");
+  if (b && b->jobs_per_second > 0) {
+    std::printf("\nshared memory: %.1f× the jobs/s of direct mode", a.jobs_per_second / b->jobs_per_second);
+    if (a.db_statements_per_job && b->db_statements_per_job && *a.db_statements_per_job > 0)
+      std::printf(", 1/%.0f of its database statements per job", *b->db_statements_per_job / *a.db_statements_per_job);
+    std::printf(".\n");
+    if (b->config.jobs < a.config.jobs)
+      std::printf("direct mode ran %s jobs instead of %s to keep the demo short (--direct-jobs N to change);\n"
+                  "jobs/s compares the two either way.\n",
+                  thousands(static_cast<double>(b->config.jobs)).c_str(), thousands(static_cast<double>(a.config.jobs)).c_str());
+  }
+  std::printf("load average when the runs started: %.1f / %.1f (1 min; other work on the machine slows both)\n", a.load_1m,
+              b ? b->load_1m : a.load_1m);
+  std::fflush(stdout);
+  if (db.embedded()) say("stopping the throwaway PostgreSQL and removing " + db.embeddedDir());
+  db.close();
+  return 0;
+}
+
+VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
+  auto f = std::make_shared<DemoFlags>();
+  cmd.add_option("--jobs", f->jobs, "jobs to burn down over shared memory")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
+  cmd.add_option("--workers", f->workers, "workers in the pool")->check(CLI::Range(1, 1000));
+  cmd.add_option("--direct-jobs", f->direct_jobs, "jobs for the direct-mode comparison (0 = skip; default min(--jobs, 20000))")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000'000}));
+  cmd.footer("Uses --database-url / HOSTQ_DATABASE_URL, else a throwaway PostgreSQL removed at the end.");
+  return [f, &common] {
+    try {
+      return runDemo(*f, common);
+    } catch (const std::exception&) {
+      if (!burndown::stopRequested()) throw;
+      std::fprintf(stderr, "\nhostq: interrupted; the farm and any throwaway PostgreSQL were stopped\n");
+      return 130;
+    }
+  };
+}
+
+}  // namespace
+}  // namespace hostq::cli
+
+HOSTQ_CLI_VERB("demo", "Burn down 200,000 no-op jobs with a pool of 4 workers (and in direct mode, to compare)",
+               hostq::cli::setup)

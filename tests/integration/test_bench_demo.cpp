@@ -1,0 +1,150 @@
+// `hostq bench` and `hostq demo` as a user runs them: the real binary forking a real pool against
+// the test database (each case in its own schema, its own private socket), kept small.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/json.hpp"
+#include "support/db_fixture.hpp"
+
+namespace {
+
+struct Outcome {
+  int code = -1;
+  std::string out;
+  std::string err;
+  std::string describe() const { return "exit " + std::to_string(code) + "\nstdout:\n" + out + "\nstderr:\n" + err; }
+};
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs `hostq args…` with stdout/stderr to files (no pipe to drain while it runs).
+Outcome runHostq(const std::vector<std::string>& args) {
+  const char* env = std::getenv("HOSTQ_BIN");
+  const std::string bin = env && *env ? env : HOSTQ_DEFAULT_BIN;
+  const auto dir = std::filesystem::temp_directory_path() / ("hostq-bench-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string out = (dir / "out").string(), err = (dir / "err").string();
+  std::vector<std::string> argStore{bin};
+  argStore.insert(argStore.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argStore) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fi = ::open("/dev/null", O_RDONLY);
+    const int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fi < 0 || fo < 0 || fe < 0) ::_exit(126);
+    ::dup2(fi, 0);
+    ::dup2(fo, 1);
+    ::dup2(fe, 2);
+    // Never the developer's own HOSTQ_DATABASE_URL or socket: the flags below say everything.
+    ::unsetenv("HOSTQ_DATABASE_URL");
+    ::unsetenv("HOSTQ_SOCKET");
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  Outcome r;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove_all(dir);
+  EXPECT_NE(r.code, 127) << "could not exec " << bin << " (set HOSTQ_BIN)";
+  return r;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> v;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) v.push_back(l);
+  return v;
+}
+
+const hostq::cli::json::Value* find(const hostq::cli::json::Object& o, const std::string& key) {
+  for (const auto& [k, v] : o)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+double number(const hostq::cli::json::Object& o, const std::string& key) {
+  const auto* v = find(o, key);
+  if (!v || v->type != hostq::cli::json::Value::Type::Number) return -1;
+  return std::stod(v->text);
+}
+
+class BenchDemo : public hostq::test::DbTest {
+ protected:
+  bool migrateOnSetUp() const override { return false; }
+};
+
+TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
+  const auto out = std::filesystem::temp_directory_path() / ("hostq-bench-out-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(out);
+  Outcome r = runHostq({"bench", "--transport", "shm", "--workers", "2", "--jobs", "2000", "--json", "--out", out.string(),
+                        "--database-url", url(), "--schema", schema()});
+  ASSERT_EQ(r.code, 0) << r.describe();
+  const auto ls = lines(r.out);
+  ASSERT_EQ(ls.size(), 1u) << r.describe();
+  const auto o = hostq::cli::json::parseObject(ls[0]);
+  for (const char* key : {"transport", "workers", "jobs", "jobs_per_second", "db_statements_per_job", "handoff_p50_us",
+                          "handoff_p99_us", "xact_commit_per_job", "cpu_server_us_per_job", "cpu_workers_us_per_job",
+                          "cpu_postgres_us_per_job", "enqueue_to_start_p50_us", "server_peak_rss_kb", "worker_peak_rss_kb",
+                          "job_gap_p50_us"})
+    EXPECT_NE(find(o, key), nullptr) << "missing " << key << " in " << ls[0];
+  ASSERT_NE(find(o, "transport"), nullptr);
+  EXPECT_EQ(find(o, "transport")->text, "shm");
+  EXPECT_EQ(number(o, "workers"), 2);
+  EXPECT_EQ(number(o, "jobs"), 2000);
+  EXPECT_GT(number(o, "jobs_per_second"), 0) << ls[0];
+  // The server reserves and completes in batches: far fewer statements than jobs, but some.
+  EXPECT_GT(number(o, "db_statements_per_job"), 0) << ls[0];
+  EXPECT_LT(number(o, "db_statements_per_job"), 2) << ls[0];
+  EXPECT_GT(number(o, "handoff_p50_us"), 0) << ls[0];
+  EXPECT_GT(number(o, "server_peak_rss_kb"), 0) << ls[0];
+  // Every job was really run and deleted.
+  EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 0);
+  EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 0);
+
+  EXPECT_EQ(lines(slurp(out / "runs.csv")).size(), 2u);
+  const std::string svg = slurp(out / "chart.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.find("<rect"), std::string::npos);      // a bar
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);  // a histogram line
+  std::filesystem::remove_all(out);
+}
+
+TEST_F(BenchDemo, DemoRunsShmThenDirectAndPrintsTheSummary) {
+  Outcome r = runHostq({"demo", "--jobs", "5000", "--direct-jobs", "1000", "--database-url", url(), "--schema", schema()});
+  ASSERT_EQ(r.code, 0) << r.describe();
+  for (const char* text : {"jobs/s", "database statements per job", "hand-off latency p50 / p99", "direct",
+                           "the jobs/s of direct mode", "direct mode ran 1,000 jobs instead of 5,000"})
+    EXPECT_NE(r.out.find(text), std::string::npos) << "missing \"" << text << "\"\n" << r.describe();
+  // Not a terminal: plain progress lines, never a carriage return.
+  EXPECT_EQ(r.err.find('\r'), std::string::npos);
+  EXPECT_NE(r.err.find("5,000/5,000 jobs"), std::string::npos) << r.err;
+  EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 0);
+}
+
+TEST_F(BenchDemo, BenchRejectsAnUnknownTransportBeforeStartingAnything) {
+  Outcome r = runHostq({"bench", "--transport", "carrier-pigeon", "--database-url", url(), "--schema", schema()});
+  EXPECT_EQ(r.code, 2) << r.describe();
+  EXPECT_NE(r.err.find("carrier-pigeon"), std::string::npos) << r.err;
+}
+
+}  // namespace
