@@ -45,6 +45,9 @@ struct ServerSource::Impl {
   std::uint64_t next_seq = 1;
   /// Results sent but not yet durable: resent after a reconnect.
   std::map<JobId, protocol::Message> unacked;
+  /// Generation of a segment we could not attach: until a server of another generation
+  /// answers, register over the socket (the server puts an shm worker's replies in a ring).
+  std::optional<std::uint64_t> unusable_generation;
   bool stop = false;
   std::vector<std::byte> buf = std::vector<std::byte>(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax));
 
@@ -70,16 +73,25 @@ struct ServerSource::Impl {
         h.name = name;
         h.pid = static_cast<std::int32_t>(::getpid());
         h.config = config;
-        h.transport = transport == Transport::Shm ? protocol::Transport::Shm : protocol::Transport::Socket;
+        h.transport = transport == Transport::Shm && !unusable_generation ? protocol::Transport::Shm
+                                                                           : protocol::Transport::Socket;
         auto r = client.hello(h, std::chrono::milliseconds(5000), interrupt_fd);
         if (r.ok()) {
           auto& reply = r.value();
+          seg.reset();  // never keep using the previous connection's segment
+          if (unusable_generation && *unusable_generation != reply.ok.generation) unusable_generation.reset();
           if (reply.ok.slot && reply.segment_fd.valid()) {
             auto s = shm::WorkerSegment::attach(reply.segment_fd.get(), *reply.ok.slot, reply.ok.generation);
             if (s) {
               seg.emplace(std::move(s.value()));
             } else {
-              spdlog::warn("cannot attach the server's segment; using the socket");
+              // The server now writes our replies into a ring we cannot read (a corrupt or
+              // foreign segment): this registration would wait forever. Register again, over
+              // the socket, until a new server generation offers a fresh segment.
+              spdlog::warn("cannot attach the server's segment; registering over the socket");
+              unusable_generation = reply.ok.generation;
+              client.close();
+              continue;
             }
           }
           backoff.reset();
