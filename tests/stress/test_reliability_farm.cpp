@@ -52,16 +52,6 @@ class ReliabilityFarm : public FarmTest {
     return bad;
   }
 
-  std::map<std::int64_t, std::string> strandsOf() const {
-    Sql db(url(), schema());
-    std::map<std::int64_t, std::string> out;
-    for (auto& row : db.column("SELECT id || ' ' || strand FROM delayed_jobs WHERE strand IS NOT NULL")) {
-      const auto sp = row.find(' ');
-      out[std::stoll(row.substr(0, sp))] = row.substr(sp + 1);
-    }
-    return out;
-  }
-
   struct SoakFigures {
     int workers_killed = 0;
     int servers_killed = 0;
@@ -81,10 +71,13 @@ class ReliabilityFarm : public FarmTest {
     EXPECT_TRUE(farm.start()) << farm.log();
     const std::string file = farm.dir() + "/append.txt";
     // Reruns after a kill wait for inst-jobs' back-off; 10 attempts so that none runs out.
-    enqueue("hostq.append", file, jobs, {"--max-attempts", "10"});
-    for (const char* s : {"s1", "s2", "s3"}) enqueue("hostq.append", file, 100, {"--strand", s, "--max-attempts", "10"});
-    const auto ids = allIds();
-    const auto strand_of = strandsOf();
+    auto ids = enqueue("hostq.append", file, jobs, {"--max-attempts", "10"});
+    std::map<std::int64_t, std::string> strand_of;
+    for (const char* s : {"s1", "s2", "s3"})
+      for (auto id : enqueue("hostq.append", file, 100, {"--strand", s, "--max-attempts", "10"})) {
+        strand_of[id] = s;
+        ids.push_back(id);
+      }
     const std::size_t total = ids.size();
 
     std::atomic<bool> stop{false};
@@ -169,10 +162,13 @@ TEST_F(ReliabilityFarm, TwoHostsShareOneDatabase) {
   TempDir out;
   const std::string file = out.file("append.txt");
   constexpr int kJobs = 20000;
-  enqueue("hostq.append", file, kJobs);
-  for (const char* s : {"s1", "s2", "s3"}) enqueue("hostq.append", file, 100, {"--strand", s});
-  const auto ids = allIds();
-  const auto strand_of = strandsOf();
+  auto ids = enqueue("hostq.append", file, kJobs);
+  std::map<std::int64_t, std::string> strand_of;
+  for (const char* s : {"s1", "s2", "s3"})
+    for (auto id : enqueue("hostq.append", file, 100, {"--strand", s})) {
+      strand_of[id] = s;
+      ids.push_back(id);
+    }
   std::atomic<bool> stop{false};
   std::atomic<int> worst{0}, samples{0};
   std::thread sampler([&] { sampleStrands(stop, worst, samples); });

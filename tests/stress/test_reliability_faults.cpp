@@ -77,7 +77,7 @@ TEST_F(ReliabilityFaults, WorkerKilledMidJobIsRescheduledAndReplaced) {
   ASSERT_TRUE(farm.waitWorkers(4, 10s));
   ASSERT_TRUE(waitBurnDown(40s)) << remaining() << " left\n" << farm.log();
   EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 0);
-  EXPECT_NE(farm.log().find("rescheduled"), std::string::npos);  // the pool says why it restarted
+  EXPECT_NE(farm.log().find("killed by Killed; restarting"), std::string::npos) << farm.log();
 }
 
 // 2. kill -9 of the server mid burn-down: the pool restarts it, workers reconnect and resend
@@ -90,8 +90,7 @@ TEST_F(ReliabilityFaults, ServerKilledBurnDownCompletesWithoutDuplicates) {
   ASSERT_TRUE(farm.start()) << farm.log();
   const std::string file = farm.dir() + "/append.txt";
   constexpr int kJobs = 6000;
-  enqueue("hostq.append", file, kJobs);
-  const auto ids = allIds();
+  const auto ids = enqueue("hostq.append", file, kJobs);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
 
   // Mid burn-down, with prefetched rows in the table.
@@ -160,6 +159,8 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
   ASSERT_TRUE(farm.start()) << farm.log();
   const std::string file = farm.dir() + "/append.txt";
   constexpr int kJobs = 6000;
+  Sql db(purl, pschema);
+  const std::int64_t before = lastJobId(db);
   {
     std::string out;
     ASSERT_EQ(runHostq({"enqueue", "hostq.append", file, "--count", std::to_string(kJobs), "--database-url", purl,
@@ -168,8 +169,8 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
               0)
         << out;
   }
-  Sql db(purl, pschema);
-  const auto ids = db.ids("SELECT id FROM delayed_jobs ORDER BY id");
+  std::vector<std::int64_t> ids;
+  for (std::int64_t id = before + 1, last = lastJobId(db); id <= last; ++id) ids.push_back(id);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
   ASSERT_TRUE(pollUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
   const pid_t server = *farm.serverPid();
@@ -220,11 +221,7 @@ TEST_F(ReliabilityFaults, FrozenWorkerKeepsItsJobAndTheRestGoOn) {
   ASSERT_EQ(::kill(frozen, SIGSTOP), 0);
 
   constexpr int kJobs = 2000;
-  enqueue("hostq.append", file, kJobs);
-  const auto ids = [&] {
-    Sql db(url(), schema());
-    return db.ids("SELECT id FROM delayed_jobs WHERE id <> " + held + " ORDER BY id");
-  }();
+  const auto ids = enqueue("hostq.append", file, kJobs);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
   // Everything but the frozen worker's job completes.
   ASSERT_TRUE(pollUntil([&] { return remaining() == 1; }, 60s, 100ms)) << remaining() << " left\n" << farm.log();

@@ -80,6 +80,9 @@ int runHostq(const std::vector<std::string>& args, std::string* out, std::chrono
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(pipefd[1], 1);
+    // stderr carries "no server yet" while a test polls; the exit code says it all.
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) ::dup2(devnull, 2);
     ::execv(bin.c_str(), argv.data());
     ::_exit(127);
   }
@@ -138,7 +141,9 @@ bool Farm::start(std::chrono::milliseconds timeout) {
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   auto argv = argvOf(argv_s);
   const std::string log = logPath();
-  const std::string level = m_o.log_level;
+  // HOSTQ_TEST_FARM_LOG overrides the level (e.g. debug) when chasing a failure.
+  const char* env_level = std::getenv("HOSTQ_TEST_FARM_LOG");
+  const std::string level = env_level && *env_level ? env_level : m_o.log_level;
   m_pool = ::fork();
   if (m_pool == 0) {
     ::setpgid(0, 0);  // one group: stop() can KILL everything the pool left behind
@@ -450,14 +455,29 @@ FarmOptions FarmTest::farmOptions(const std::string& hostname, int workers) cons
   return o;
 }
 
-void FarmTest::enqueue(const std::string& tag, const std::string& payload, int count,
-                       const std::vector<std::string>& flags) const {
+std::int64_t lastJobId(Sql& db) {
+  return db.integer(
+      "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM delayed_jobs_id_seq");
+}
+
+std::vector<std::int64_t> FarmTest::enqueue(const std::string& tag, const std::string& payload, int count,
+                                            const std::vector<std::string>& flags) const {
+  Sql db(url(), schema());
+  const std::int64_t before = lastJobId(db);
   std::vector<std::string> args{"enqueue", tag, payload, "--count", std::to_string(count),
                                 "--database-url", url(), "--schema", schema()};
   args.insert(args.end(), flags.begin(), flags.end());
   std::string out;
   const int rc = runHostq(args, &out, std::chrono::seconds(120));
-  ASSERT_EQ(rc, 0) << "hostq enqueue failed: " << out;
+  if (rc != 0) {
+    ADD_FAILURE() << "hostq enqueue failed: " << out;
+    return {};
+  }
+  std::vector<std::int64_t> ids;
+  for (std::int64_t id = before + 1, last = lastJobId(db); id <= last; ++id) ids.push_back(id);
+  if (ids.size() != static_cast<std::size_t>(count))
+    ADD_FAILURE() << "enqueued " << count << " jobs but the id sequence moved by " << ids.size();
+  return ids;
 }
 
 bool FarmTest::waitBurnDown(std::chrono::milliseconds timeout) const {

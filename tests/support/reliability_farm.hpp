@@ -163,12 +163,17 @@ class FarmTest : public DbTest {
  protected:
   FarmOptions farmOptions(const std::string& hostname, int workers) const;
   /// `hostq enqueue TAG PAYLOAD --count N FLAGS…`; fails the test when it does not exit 0.
-  void enqueue(const std::string& tag, const std::string& payload, int count,
+  /// Returns the new ids: the id sequence's range across the command (nothing else enqueues
+  /// into a test's schema), since a running farm may consume jobs before they can be listed.
+  std::vector<std::int64_t> enqueue(const std::string& tag, const std::string& payload, int count,
                const std::vector<std::string>& flags = {}) const;
   /// Waits until delayed_jobs is empty.
   bool waitBurnDown(std::chrono::milliseconds timeout) const;
   std::int64_t remaining() const { return queryInt("SELECT count(*) FROM delayed_jobs"); }
   std::vector<std::int64_t> allIds() const;
 };
+
+/// The last id the schema's delayed_jobs sequence handed out (0 when none).
+std::int64_t lastJobId(Sql& db);
 
 }  // namespace hostq::test::rel
