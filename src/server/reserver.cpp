@@ -667,7 +667,9 @@ bool Reserver::allIdle() const noexcept {
 }
 
 bool Reserver::drained() {
-  if (!allIdle() || pendingResults() > 0) return false;
+  // A reservation in flight may have locked rows for workers still marked waiting: the queue
+  // looks empty to hasRunnable() while those jobs are not done.
+  if (!allIdle() || pendingResults() > 0 || m_reservations.busy()) return false;
   for (auto& g : m_groups) {
     if (!g.prefetched.empty()) return false;
     if (g.workers == 0) continue;
