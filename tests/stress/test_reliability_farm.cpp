@@ -146,8 +146,9 @@ class ReliabilityFarm : public FarmTest {
     EXPECT_EQ(a.in_delayed, 0u) << a.summary();
     EXPECT_EQ(a.in_failed, 0u) << a.summary();
     EXPECT_EQ(a.ran_once + a.ran_twice_or_more, total) << a.summary();
-    // A rerun needs a killed worker: never more reruns than kills.
-    EXPECT_LE(a.ran_twice_or_more, static_cast<std::size_t>(f.workers_killed)) << a.summary();
+    // Reruns are not bounded by the number of kills: a killed worker also loses results it had
+    // reported that were not durable yet (docs/reliability.md). The audit has already checked that
+    // every rerun's earlier runs were by killed workers.
   }
 };
 
