@@ -164,6 +164,8 @@ class Store {
   virtual int rescheduleLockedBy(std::span<const std::string> names, const std::string& error) = 0;
   /// Plain unlock of every job locked by `name` (a worker's cleanup, or `prefetch:HOST` at start).
   virtual int clearLocks(const std::string& name) = 0;
+  /// How many jobs `name` holds.
+  virtual std::int64_t countLockedBy(const std::string& name) = 0;
   /// Global purge of prefetch locks older than `older_than` under the advisory try-lock (§3.6).
   /// Returns nullopt when another process holds the lock.
   virtual std::optional<int> unlockOrphanedPrefetchedJobs(std::chrono::seconds older_than) = 0;

@@ -520,7 +520,16 @@ bool Reserver::startupRelease(SteadyClock::time_point now) {
   if (m_startupReleased) return false;
   // Until the grace ends, workers of a previous server incarnation reconnect and claim what they
   // hold; only then can this host's stale `prefetch:` locks be released without freeing a job a
-  // worker is running.
+  // worker is running. With nothing locked under our prefetch name there is nothing to protect,
+  // so a first start does not wait.
+  if (!m_graceChecked) {
+    m_graceChecked = true;
+    std::int64_t held = 1;
+    if (guarded("start-up check", [&] { held = m_store.countLockedBy(m_prefetchOwner); })) {
+      ++m_stats.statements.maintenance;
+      if (held == 0) m_startedAt = now - m_settings.restart_grace;
+    }
+  }
   if (now - m_startedAt < m_settings.restart_grace) return false;
   // Adopted jobs' transfers must be written before the release, or it would free them.
   if (!m_pendingTransfers.empty() || m_writer.busy()) {

@@ -205,6 +205,7 @@ class Reserver {
   SteadyClock::time_point m_nextPurge{};
   SteadyClock::time_point m_startedAt{};
   bool m_startupReleased = false;
+  bool m_graceChecked = false;
   bool m_reserveInDoubt = false;
   bool m_busy = false;
   /// Start of the last two result flushes: a job handed out before the earlier one has had a

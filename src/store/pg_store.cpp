@@ -431,6 +431,10 @@ class PgStore final : public Store {
     return handled;
   }
 
+  std::int64_t countLockedBy(const std::string& name) override {
+    return withRetry([&] { return m_conn.exec(sql::kCountLockedBy, {Param(name)}, Phase::Read).i64(0, 0); });
+  }
+
   int clearLocks(const std::string& name) override {
     // Idempotent, so a loss is handled like a lost read (Phase::Read) and the statement re-run;
     // the count may then miss rows the lost attempt already unlocked.

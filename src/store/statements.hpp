@@ -179,6 +179,8 @@ inline const Statement kLockedLike{
 inline const Statement kLockedByAny{
     "hostq_locked_by_any",
     "SELECT id, locked_by FROM delayed_jobs WHERE locked_by = ANY($1::text[]) ORDER BY id"};
+inline const Statement kCountLockedBy{
+    "hostq_count_locked_by", "SELECT count(*) FROM delayed_jobs WHERE locked_by = $1::varchar"};
 inline const Statement kClearLocks{
     "hostq_clear_locks",
     "UPDATE delayed_jobs SET locked_by = NULL, locked_at = NULL WHERE locked_by = $1::varchar"};
