@@ -84,6 +84,7 @@ class Server final : public control::ControlHandler, public ReserverSink {
     std::string name;
     bool goodbye = false;
     bool monitor = false;  ///< `hostq stats` / `wait-idle`: asks for stats, never for jobs
+    pid_t pid = 0;         ///< from SO_PEERCRED
     /// Payloads too large for the ring, kept until the worker fetches them.
     std::unordered_map<JobId, std::string> parked_payloads;
   };
@@ -218,10 +219,19 @@ void Server::handleHello(control::ConnId id, protocol::Hello& hello, const contr
     m_control->acceptHello(id, ok, -1);
     return;
   }
-  for (auto& [cid, c] : m_conns)
-    if (c.registered && c.name == hello.name) return refuse("worker name " + hello.name + " already connected");
+  for (auto& [cid, c] : m_conns) {
+    if (!c.registered || c.name != hello.name) continue;
+    if (c.pid != peer.pid) return refuse("worker name " + hello.name + " already connected");
+    // The same process again: it gave up on its old connection (e.g. its segment went bad)
+    // before we saw that connection close. The new one wins; the old one's EOF will find nothing.
+    const control::ConnId old = cid;
+    disconnect(old, "replaced by a new connection from the same process");
+    m_control->close(old, "replaced by a new connection");
+    break;
+  }
   Conn& conn = m_conns[id];
   conn.name = hello.name;
+  conn.pid = peer.pid;
   protocol::HelloOk ok;
   ok.generation = m_segment->generation();
   ok.server_pid = ::getpid();
@@ -298,6 +308,22 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
   auto it = m_conns.find(id);
   if (it == m_conns.end()) return;
   Conn& conn = it->second;
+  if (conn.slot && conn.registered && !conn.monitor && m_segment->isActive(*conn.slot)) {
+    // What the worker wrote into its ring before it went away is still there: results it
+    // reported must be written, not turned into "process died" reschedules (and reruns).
+    for (int n = 0; n < 256; ++n) {
+      std::size_t len = 0;
+      if (m_segment->popRequest(*conn.slot, std::span<std::byte>(m_buf.data(), m_buf.size()), len) !=
+          shm::PopResult::Ok)
+        break;
+      auto msg = protocol::decode(std::span<const std::byte>(m_buf.data(), len));
+      if (!msg.ok()) break;
+      if (std::holds_alternative<protocol::Complete>(msg.value()) ||
+          std::holds_alternative<protocol::Fail>(msg.value()) ||
+          std::holds_alternative<protocol::Goodbye>(msg.value()))
+        handleMessage(id, conn, msg.value(), true);
+    }
+  }
   if (conn.registered && !conn.monitor) {
     const bool died = !conn.goodbye;
     if (died) spdlog::info("worker {} disconnected: {}", conn.name, reason);
