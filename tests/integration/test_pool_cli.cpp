@@ -129,6 +129,32 @@ TEST_F(PoolCli, RestartsAWorkerKilledWithKill9AndReschedulesItsJob) {
   quitPool();
 }
 
+TEST_F(PoolCli, DirectWorkersKilledWithKill9AreRecoveredByThePool) {
+  // No server to see the socket close: the pool itself reschedules the dead worker's job.
+  auto r = hostq({"enqueue", "hostq.sleep", "20000", "--max-attempts", "3"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const hostq::JobId sleeper = std::stoll(r.out);
+  startPool({"--workers", "1", "--transport", "direct", "--builtin-handlers", "--restart-grace", "0"});
+  std::string owner;
+  ASSERT_TRUE(waitUntil([&] {
+    owner = query("SELECT locked_by FROM delayed_jobs WHERE id = " + std::to_string(sleeper));
+    return owner.find(':') != std::string::npos;
+  }, 20s)) << owner << "\n" << m_pool.describe();
+  const int victim = std::stoi(owner.substr(owner.rfind(':') + 1));
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  ASSERT_TRUE(waitUntil([&] {
+    return query("SELECT attempts || ' ' || coalesce(locked_by, '-') FROM delayed_jobs WHERE id = " +
+                 std::to_string(sleeper)) == "1 -";
+  }, 15s)) << m_pool.describe();
+  EXPECT_EQ(query("SELECT last_error FROM delayed_jobs WHERE id = " + std::to_string(sleeper)).rfind("process died", 0), 0u);
+  // The replacement takes new work.
+  r = hostq({"enqueue", "hostq.noop"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const hostq::JobId next = std::stoll(r.out);
+  ASSERT_TRUE(waitUntil([&] { return !exists(next); }, 15s)) << m_pool.describe();
+  quitPool();
+}
+
 TEST_F(PoolCli, ConfigErrorsExitNonZeroNamingTheKey) {
   const std::vector<std::pair<std::string, std::string>> cases{
       {"server:\n  fetch_batchsize: 5\n", "server.fetch_batchsize: unknown setting"},

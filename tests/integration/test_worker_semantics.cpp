@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <ostream>
 #include <filesystem>
 #include <chrono>
 #include <sstream>
@@ -18,6 +19,11 @@
 #include "support/db_fixture.hpp"
 #include "support/farm.hpp"
 #include "support/wait.hpp"
+
+namespace hostq {
+// Test names in ctest read "…/shm" rather than "GetParam() = 4-byte object <00-00 00-00>".
+void PrintTo(Transport t, std::ostream* os) { *os << toString(t); }
+}  // namespace hostq
 
 namespace {
 
@@ -375,7 +381,8 @@ TEST_P(WorkerSemantics, TermWhileAJobRunsReschedulesItCountingAnAttempt) {
   w1.signal(SIGTERM);
   ASSERT_TRUE(w1.wait(10s).has_value()) << w1.describe();
   EXPECT_NE(w1.wait(0ms).value_or(0), 0);
-  ASSERT_TRUE(waitUntil([&] { return attemptsAre(retried, 1); }, 15s)) << col(retried, "locked_by");
+  ASSERT_TRUE(waitUntil([&] { return attemptsAre(retried, 1); }, 15s))
+      << col(retried, "locked_by") << "\n" << w1.describe() << "\nserver:\n" << m_server.err();
   EXPECT_NE(col(retried, "last_error").find("Terminated"), std::string::npos) << col(retried, "last_error");
 
   const JobId last = put(job("slow", "", 1));
