@@ -357,6 +357,8 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
     auto it = m_held.find(p.result.id);
     if (it == m_held.end()) return true;
     if (it->second.uncertain && it->second.transfer_pending) return false;
+    // The row's owner changes when the batch in flight commits; the CAS must use the new one.
+    if (it->second.transfer_inflight) return false;
     if (it->second.transfer_pending) it->second.transfer_pending = false;
     p.db_owner = it->second.db_owner;
     return true;
@@ -391,6 +393,10 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
     batch.transfers.push_back(t);
   }
   m_pendingTransfers = std::move(later);
+  for (auto& t : batch.transfers) {
+    auto it = m_held.find(t.id);
+    if (it != m_held.end()) it->second.transfer_inflight = true;
+  }
   m_inflight.transfers = batch.transfers;
   batch.unlocks = std::move(m_pendingUnlock);
   m_pendingUnlock.clear();
@@ -430,6 +436,7 @@ void Reserver::applyWrites(WriteOutcome& out) {
       auto it = m_held.find(id);
       if (it == m_held.end()) continue;
       it->second.transfer_pending = false;
+      it->second.transfer_inflight = false;
       it->second.uncertain = false;
       if (auto t = to.find(id); t != to.end()) it->second.db_owner = *t->second;
     }
@@ -437,6 +444,7 @@ void Reserver::applyWrites(WriteOutcome& out) {
       auto it = m_held.find(id);
       if (it == m_held.end()) continue;
       it->second.transfer_pending = false;
+      it->second.transfer_inflight = false;
       if (it->second.uncertain) {
         // Adopted after a restart and not locked by the prefetch owner: the old server had
         // already transferred it to the worker (or it is gone, and the result's CAS says so).

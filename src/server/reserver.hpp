@@ -122,6 +122,7 @@ class Reserver {
     bool transfer_pending = false;
     bool uncertain = false;  ///< adopted after a restart: owner is the name or the prefetch owner
     bool result_pending = false;
+    bool transfer_inflight = false;  ///< its transfer is in the writer's current batch
     bool stranded = false;  ///< finishing it may make another job runnable
     SteadyClock::time_point handed_at{};
   };
