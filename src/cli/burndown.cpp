@@ -418,6 +418,11 @@ struct Runner::Impl {
     o.settings.database_url = db.url();
     o.settings.server.socket_path = socketPath();
     o.settings.slow_exit_timeout = std::chrono::seconds(10);
+    // The grace lets workers of a previous server incarnation reclaim their jobs before this
+    // host's stale prefetch locks are released, and the reserver waits it out before its first
+    // reservation. A burn-down always starts from a table no server holds anything of (the
+    // previous run stopped gracefully), so waiting would only add 3 s to every run.
+    o.settings.server.restart_grace = std::chrono::milliseconds(0);
     WorkerSettings w;
     w.config.workers = c.workers;
     w.transport = c.transport;
@@ -437,8 +442,9 @@ struct Runner::Impl {
     if (pid == 0) {
       ::signal(SIGINT, SIG_DFL);
       ::signal(SIGTERM, SIG_DFL);
-      // The farm's info lines would break the progress line; warnings and errors still show.
-      ::setenv("HOSTQ_LOG_LEVEL", "warn", 0);
+      // The farm's log lines would break the progress line (and a worker's graceful exit logs a
+      // warning on the server); errors still show, HOSTQ_LOG_LEVEL overrides.
+      ::setenv("HOSTQ_LOG_LEVEL", "error", 0);
       log::init("pool");
       int code = 1;
       try {
@@ -580,8 +586,14 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
     if (lastId > firstId && !r.startup_ms) r.startup_ms = elapsed * 1000.0;
     // Jobs finish in about id order, so the oldest id left tells how far the burn-down is.
     progress.update(std::min(total, lastId - firstId), elapsed);
-    if (elapsed > static_cast<double>(timeout.count()))
-      throw std::runtime_error("the burn-down did not finish within " + std::to_string(timeout.count()) + " s");
+    if (elapsed > static_cast<double>(timeout.count())) {
+      // Say what is left and who holds it: a stuck job is usually a lost hand-off.
+      const auto left = pg.exec(
+          "SELECT count(*) || ' jobs left, lowest id ' || coalesce(min(id)::text, '-') || ', locked by: ' || "
+          "coalesce(string_agg(DISTINCT coalesce(locked_by, '(nobody)'), ', '), '-') FROM delayed_jobs");
+      throw std::runtime_error("the burn-down did not finish within " + std::to_string(timeout.count()) + " s (" +
+                               left.value_or("?") + ")");
+    }
     sleepMs(10);
   }
   progress.finish(total, r.elapsed_s);
