@@ -118,6 +118,11 @@ std::string toJson(const RunResult& r) {
   for (const auto& f : fields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
   o += fmt::format(",\"db_statements_source\":{}",
                    r.db_statements_source.empty() ? "null" : "\"" + r.db_statements_source + "\"");
+  if (!r.error.empty()) {
+    std::string e;
+    for (char c : r.error) e += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+    o += ",\"error\":\"" + e + "\"";
+  }
   o += "}";
   return o;
 }
@@ -155,6 +160,7 @@ std::string histogramsCsv(const std::vector<RunResult>& runs) {
 std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
   std::map<std::pair<int, int>, ConfigSummary> by;
   for (const auto& r : runs) {
+    if (!r.error.empty()) continue;  // a failed run has no figures to take the median of
     auto& s = by[{transportOrder(r.config.transport), r.config.workers}];
     s.config = r.config;
     s.runs.push_back(&r);

@@ -529,6 +529,11 @@ double Runner::prepare(const RunConfig& c) {
   return secondsSince(start);
 }
 
+void Runner::discard() {
+  m_impl->stopFarm(false);
+  m_impl->pg->exec("DELETE FROM delayed_jobs");
+}
+
 RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string& progress_label,
                       std::chrono::seconds timeout) {
   auto& m = *m_impl;

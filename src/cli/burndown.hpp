@@ -119,6 +119,7 @@ struct RunResult {
   double load_1m = 0;  ///< /proc/loadavg when the run started
   Histogram gap;       ///< the worker-side hand-off histogram
   std::string stats_json;  ///< the server's, raw ("" for direct)
+  std::string error;       ///< set when the run failed (e.g. timed out); the figures are then meaningless
 };
 
 /// Progress of a burn-down: a redrawn line on a terminal, plain lines every `plain_every_s`
@@ -155,6 +156,9 @@ class Runner {
   /// Starts the farm, waits until delayed_jobs is empty, measures, stops the farm.
   RunResult run(const RunConfig& config, bool show_progress, const std::string& progress_label,
                 std::chrono::seconds timeout);
+  /// After a failed run: stops the farm (fast) and deletes the jobs it left, so the next run
+  /// starts from an empty table.
+  void discard();
 
  private:
   struct Impl;

@@ -96,6 +96,7 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
   std::vector<RunResult> runs;
   const int total = static_cast<int>(configs.size()) * f.repeat;
   int n = 0;
+  int failed = 0;
   // Repeats interleave the configurations (A B C A B C …) so a slow minute on a shared machine
   // hits every configuration instead of one.
   for (int rep = 1; rep <= f.repeat; ++rep) {
@@ -105,9 +106,26 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
       const double prep = runner.prepare(c);
       std::fprintf(stderr, "%s: enqueued %s jobs (%s) in %.2f s; burning down\n", tag.c_str(),
                    thousands(static_cast<double>(c.jobs)).c_str(), c.handlerName().c_str(), prep);
-      RunResult r = runner.run(c, true, tag, std::chrono::seconds(f.timeout_s));
+      RunResult r;
+      try {
+        r = runner.run(c, true, tag, std::chrono::seconds(f.timeout_s));
+      } catch (const Interrupted&) {
+        throw;
+      } catch (const std::exception& e) {
+        if (stopRequested()) throw;
+        // One stuck or broken run must not cost the others: record it, clean up, go on.
+        r = RunResult{};
+        r.config = c;
+        r.error = e.what();
+        std::fprintf(stderr, "\n%s: FAILED: %s\n", tag.c_str(), e.what());
+        runner.discard();
+      }
       r.repeat = rep;
-      if (f.json) {
+      if (!r.error.empty()) {
+        ++failed;
+        if (f.json) std::printf("%s\n", toJson(r).c_str());
+        else std::printf("%-22s FAILED: %s\n", tag.c_str(), r.error.c_str());
+      } else if (f.json) {
         std::printf("%s\n", toJson(r).c_str());
       } else {
         std::printf("%-22s %s jobs/s  %s stmts/job (%s)  hand-off p50/p99 %s/%s µs  job gap p50/p99 %s/%s µs  load %.1f\n",
@@ -122,6 +140,11 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
   }
 
   const auto summary = summarize(runs);
+  if (summary.empty()) {
+    db.close();
+    std::fprintf(stderr, "hostq bench: every run failed\n");
+    return 1;
+  }
   std::string table = summaryTable(summary);
   std::string ratios = transports.size() > 1 ? ratioTable(summary) : std::string();
   if (!f.json) {
@@ -142,6 +165,10 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
     std::fprintf(stderr, "wrote %s/{runs.csv,histograms.csv,summary.md,chart.svg}\n", f.out.c_str());
   }
   db.close();
+  if (failed > 0) {
+    std::fprintf(stderr, "hostq bench: %d of %d runs failed (left out of the medians)\n", failed, total);
+    return 1;
+  }
   return 0;
 }
 
