@@ -252,7 +252,7 @@ std::string ratioTable(const std::vector<ConfigSummary>& s) {
 }
 
 std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& title) {
-  constexpr double W = 900, H1 = 420, H2 = 420, L = 80, R = 180, T = 60, B = 50;
+  constexpr double W = 960, H1 = 420, H2 = 420, L = 80, R = 220, T = 60, B = 50;
   std::string o = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
@@ -293,8 +293,10 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
       const double v = c.median.jobs_per_second;
       o += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"/>\n", bx + 2, yOf(v),
                        barW - 4, y0 - yOf(v), transportColor(c.config.transport));
+      double highest = v;
+      for (auto* r : c.runs) highest = std::max(highest, r->jobs_per_second);
       o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"11\">{}</text>\n", bx + barW / 2,
-                       yOf(v) - 4, shortNum(v));
+                       yOf(highest) - 7, shortNum(v));
       for (auto* r : c.runs)
         o += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"black\" fill-opacity=\"0.6\"/>\n",
                          bx + barW / 2, yOf(r->jobs_per_second));
@@ -363,7 +365,7 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
                        pts, transportColor(c.config.transport), dashes[dash]);
       const double ly = top2 + 20.0 * legend++;
       o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\" stroke-dasharray=\"{}\"/>"
-                       "<text x=\"{}\" y=\"{}\">{} ×{} (p50 {} µs)</text>\n",
+                       "<text x=\"{}\" y=\"{}\">{} ×{}, p50 {} µs</text>\n",
                        x1 + 10, ly + 7, x1 + 36, ly + 7, transportColor(c.config.transport), dashes[dash], x1 + 42, ly + 11,
                        toString(c.config.transport), c.config.workers, fmtNum(c.gap.percentileUs(0.5), 1));
     }
