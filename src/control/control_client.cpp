@@ -187,6 +187,13 @@ ControlClient::Fill ControlClient::fill(Clock::time_point deadline, bool forever
   }
 }
 
+bool ControlClient::hasBuffered() const noexcept {
+  if (m_rxLen == 0) return false;
+  auto h = protocol::decodeHeader(std::span(m_rx.data(), m_rxLen), protocol::Limits{m_opt.max_frame_size});
+  if (!h) return h.error().code != protocol::DecodeErrc::Truncated;
+  return m_rxLen >= h->frameSize();
+}
+
 std::optional<protocol::Result<protocol::Message, protocol::DecodeError>> ControlClient::takeFrame() {
   protocol::Limits limits{m_opt.max_frame_size};
   auto h = protocol::decodeHeader(std::span(m_rx.data(), m_rxLen), limits);

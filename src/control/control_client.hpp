@@ -93,6 +93,11 @@ class ControlClient {
 
   bool connected() const noexcept { return m_fd.valid(); }
   int fd() const noexcept { return m_fd.get(); }
+  /// Bytes already read off the socket and not yet returned by receive(). A single recvmsg can
+  /// carry several frames (a ResultAck and the next JobAssigned, say), so a caller that waits for
+  /// the fd to become readable must look here first or it sleeps on a reply it already holds.
+  /// True when a whole frame (or a bad header, which receive() reports) is buffered.
+  bool hasBuffered() const noexcept;
   /// Drops the connection and anything buffered or outstanding.
   void close() noexcept;
 

@@ -29,6 +29,9 @@ bool readable(int fd) {
   return ::poll(&p, 1, 0) > 0;
 }
 
+/// The socket has something for us: in the client's buffer, or in the kernel.
+bool socketHasInput(const control::ControlClient& c) { return c.hasBuffered() || readable(c.fd()); }
+
 }  // namespace
 
 struct ServerSource::Impl {
@@ -203,7 +206,7 @@ struct ServerSource::Impl {
       }
       if (seg->closed()) return Handled::Broken;
     }
-    while (socket_too && readable(client.fd())) {
+    while (socket_too && socketHasInput(client)) {
       auto r = client.receive(std::chrono::milliseconds(0), -1);
       using K = control::ControlClient::Received::Kind;
       if (r.kind == K::Timeout) break;
@@ -233,7 +236,7 @@ struct ServerSource::Impl {
       // quiet for a wait: on the hot path a reply is in the ring after one spin.
       bool look_around = !seg;
       for (;;) {
-        const auto h = poll(out, look_around);
+        const auto h = poll(out, look_around || client.hasBuffered());
         if (h == Handled::Job) {
           client.setPendingReserve(std::nullopt);
           return NextStatus::Job;
@@ -256,7 +259,7 @@ struct ServerSource::Impl {
             break;
           }
           look_around = w != shm::WaitOutcome::Ready;
-        } else {
+        } else if (!client.hasBuffered()) {
           pollfd fds[2] = {{client.fd(), POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
           ::poll(fds, 2, 1000);
         }
@@ -298,7 +301,7 @@ struct ServerSource::Impl {
       }
       if (unacked.empty()) break;
       if (seg) (void)seg->waitForReply(std::chrono::milliseconds(20));
-      else {
+      else if (!client.hasBuffered()) {
         pollfd p{client.fd(), POLLIN, 0};
         ::poll(&p, 1, 20);
       }

@@ -1,0 +1,151 @@
+// The worker's view of the server over the socket, against a scripted server that writes bytes
+// exactly as a test wants them: several frames in one write must all be seen, even when the
+// kernel has nothing more to say.
+#include <gtest/gtest.h>
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <future>
+#include <thread>
+
+#include "control/control_client.hpp"
+#include "protocol/codec.hpp"
+#include "support/control_harness.hpp"
+#include "worker/server_source.hpp"
+
+namespace hostq {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// One accepted connection of a listening Unix socket, driven by the test thread.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(const std::string& path) {
+    m_listen = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    if (::bind(m_listen, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(m_listen, 4) != 0)
+      throw std::runtime_error("bind/listen " + path);
+  }
+  ~ScriptedServer() {
+    if (m_conn >= 0) ::close(m_conn);
+    ::close(m_listen);
+  }
+  bool accept() {
+    m_conn = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC);
+    return m_conn >= 0;
+  }
+  /// Reads one whole frame (blocking).
+  std::optional<protocol::Message> read() {
+    std::vector<std::byte> buf(protocol::kHeaderSize);
+    if (!readExactly(buf.data(), buf.size())) return std::nullopt;
+    auto h = protocol::decodeHeader(buf);
+    if (!h) return std::nullopt;
+    buf.resize(h->frameSize());
+    if (!readExactly(buf.data() + protocol::kHeaderSize, h->body_length)) return std::nullopt;
+    auto m = protocol::decode(buf);
+    if (!m.ok()) return std::nullopt;
+    return std::move(m).value();
+  }
+  /// All of `msgs` in one write, so that the client's single read gets them together.
+  bool writeTogether(const std::vector<protocol::Message>& msgs) {
+    std::vector<std::byte> out;
+    for (const auto& m : msgs) {
+      auto e = protocol::encode(m);
+      if (!e.ok()) return false;
+      out.insert(out.end(), e.value().begin(), e.value().end());
+    }
+    return ::send(m_conn, out.data(), out.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(out.size());
+  }
+
+ private:
+  bool readExactly(std::byte* p, std::size_t n) {
+    while (n) {
+      ssize_t r = ::recv(m_conn, p, n, 0);
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+  int m_listen = -1;
+  int m_conn = -1;
+};
+
+protocol::JobAssigned jobFor(const std::string& worker, std::uint64_t seq, JobId id) {
+  protocol::JobAssigned j;
+  j.id = id;
+  j.tag = "Test#run";
+  j.queue = "queue";
+  j.locked_by = worker;
+  j.request_seq = seq;
+  return j;
+}
+
+TEST(ControlClient, SeveralFramesInOneReadAreAllBufferedAndReported) {
+  test::TempSocketDir dir;
+  ScriptedServer srv(dir.sock());
+  control::ControlClient c;
+  std::thread t([&] {
+    ASSERT_TRUE(srv.accept());
+    ASSERT_TRUE(srv.read());  // Hello
+    ASSERT_TRUE(srv.writeTogether({protocol::HelloOk{std::nullopt, 1, 1}}));
+    ASSERT_TRUE(srv.read());  // Reserve
+    ASSERT_TRUE(srv.writeTogether({protocol::ResultAck{{7}}, jobFor("w:1", 1, 42)}));
+  });
+  ASSERT_TRUE(c.connect(dir.sock(), 2s));
+  ASSERT_TRUE(c.hello(test::helloFor("w:1"), 2s));
+  ASSERT_TRUE(c.send(protocol::Reserve{1, 0}));
+  t.join();
+  auto first = c.receive(2s);
+  ASSERT_EQ(first.kind, control::ControlClient::Received::Kind::Message);
+  EXPECT_TRUE(std::holds_alternative<protocol::ResultAck>(*first.message));
+  // Both frames came in one read: the kernel has nothing left, the client holds the job.
+  EXPECT_TRUE(c.hasBuffered());
+  auto second = c.receive(0ms);
+  ASSERT_EQ(second.kind, control::ControlClient::Received::Kind::Message);
+  EXPECT_EQ(std::get<protocol::JobAssigned>(*second.message).id, 42);
+  EXPECT_FALSE(c.hasBuffered());
+}
+
+// The stall the bench found: a socket worker read an acknowledgement and its next job in one
+// read, handled the acknowledgement, then slept in poll(2) on a socket with nothing more to come.
+TEST(ServerSource, AJobThatArrivesInTheSameReadAsAnAckIsTakenAtOnce) {
+  test::TempSocketDir dir;
+  ScriptedServer srv(dir.sock());
+  const int interrupt = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(interrupt, 0);
+  worker::ServerSource source(dir.sock(), "w:1", WorkerConfig{}, Transport::Socket, interrupt);
+  auto got = std::async(std::launch::async, [&] {
+    Job job;
+    auto st = source.next(job);
+    return std::make_pair(st, job.id);
+  });
+  ASSERT_TRUE(srv.accept());
+  ASSERT_TRUE(srv.read());  // Hello
+  ASSERT_TRUE(srv.writeTogether({protocol::HelloOk{std::nullopt, 1, 1}}));
+  auto reserve = srv.read();
+  ASSERT_TRUE(reserve && std::holds_alternative<protocol::Reserve>(*reserve));
+  const auto seq = std::get<protocol::Reserve>(*reserve).request_seq;
+  ASSERT_TRUE(srv.writeTogether({protocol::ResultAck{{7}}, jobFor("w:1", seq, 42)}));
+  // The worker polls the socket once a second: 5 s is several of its waits, not a race.
+  const bool in_time = got.wait_for(5s) == std::future_status::ready;
+  if (!in_time) {
+    std::uint64_t one = 1;
+    (void)::write(interrupt, &one, sizeof one);
+  }
+  auto [status, id] = got.get();
+  ::close(interrupt);
+  ASSERT_TRUE(in_time) << "the job sat in the client's buffer";
+  EXPECT_EQ(status, worker::NextStatus::Job);
+  EXPECT_EQ(id, 42);
+}
+
+}  // namespace
+}  // namespace hostq
