@@ -41,6 +41,9 @@ struct ServerSettings {
   /// After a restart, how long to wait for workers to reconnect and claim the jobs they hold
   /// before releasing this host's stale prefetch locks (skipped when there are none).
   std::chrono::milliseconds restart_grace{3000};
+  /// A live worker whose connection dropped keeps its jobs this long for it to register again
+  /// and report them; a worker that died (or did not come back) has them rescheduled.
+  std::chrono::milliseconds reconnect_grace{5000};
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).

@@ -28,6 +28,7 @@ void addServerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--poll-interval", f.poll_interval, "safety-net poll of the database (e.g. 1s)");
   cmd.add_option("--prefetched-jobs-timeout", f.prefetched_jobs_timeout, "prefetched jobs older than this go back (30s)");
   cmd.add_option("--restart-grace", f.restart_grace, "after a restart, wait this for workers to reclaim their jobs");
+  cmd.add_option("--reconnect-grace", f.reconnect_grace, "a live worker that lost its connection keeps its jobs this long (5s)");
   cmd.add_option("--slow-exit-timeout", f.slow_exit_timeout, "graceful-stop window before TERM, then KILL (20s)");
   cmd.add_flag("--forced-latency", f.forced_latency, "inst-jobs' idle-host latency for multi-host farms");
   cmd.add_option("--max-workers", f.max_workers, "shared-memory slots; more workers use the socket");
@@ -74,6 +75,7 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (f.poll_interval) v.poll_interval = duration(f.poll_interval, "--poll-interval");
   if (f.prefetched_jobs_timeout) v.prefetched_jobs_timeout = duration(f.prefetched_jobs_timeout, "--prefetched-jobs-timeout");
   if (f.restart_grace) v.restart_grace = duration(f.restart_grace, "--restart-grace");
+  if (f.reconnect_grace) v.reconnect_grace = duration(f.reconnect_grace, "--reconnect-grace");
   if (f.slow_exit_timeout) s.slow_exit_timeout = duration(f.slow_exit_timeout, "--slow-exit-timeout");
   if (f.forced_latency) v.forced_latency = true;
   if (f.max_workers) v.max_workers = *f.max_workers;

@@ -308,6 +308,7 @@ class Loader {
         {"default_max_attempts", [&](auto& v, auto& w) { s.default_max_attempts = count(v, w, 1); }},
         {"idle_hook", [&](auto& v, auto& w) { s.idle_hook = string(v, w); }},
         {"restart_grace", [&](auto& v, auto& w) { s.restart_grace = duration(v, w); }},
+        {"reconnect_grace", [&](auto& v, auto& w) { s.reconnect_grace = duration(v, w); }},
     };
     for (const auto& [key, value] : entries(node, "server")) {
       const std::string where = "server." + key;

@@ -107,6 +107,13 @@ void Reserver::removeClient(ClientId id, bool died) {
     // A job the worker held when it went away: it may have run part-way, so it counts as an
     // attempt ("process died"), as inst-jobs' orphan recovery does. A clean goodbye while
     // holding a job is a worker bug; treat it the same way rather than lose the job.
+    if (!died && c.reattached) {
+      // Reconnected only to say goodbye (a stopping worker flushing its results): a job it
+      // still holds was handed out while it was away and never reached it.
+      queueUnlock(job, it->second.db_owner);
+      m_held.erase(it);
+      continue;
+    }
     if (!died) spdlog::warn("worker {} left cleanly while holding job {}", c.name, job);
     it->second.result_pending = true;
     it->second.client = kNoClient;
@@ -131,10 +138,50 @@ void Reserver::removeClient(ClientId id, bool died) {
   --m_clientCount;
 }
 
-void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
-                          SteadyClock::time_point requested_at) {
+void Reserver::detachClient(ClientId id) {
   if (id >= m_clients.size() || !m_clients[id].live) return;
   Client& c = m_clients[id];
+  dropFromWaiting(id);
+  auto& r = m_groups[c.group].reserving;
+  r.erase(std::remove(r.begin(), r.end(), id), r.end());
+  c.detached = true;
+  c.reattached = false;
+  if (c.state == ClientState::Waiting) c.state = c.jobs.empty() ? ClientState::Idle : ClientState::Working;
+}
+
+void Reserver::reattachClient(ClientId id, Transport transport) {
+  if (id >= m_clients.size() || !m_clients[id].live) return;
+  Client& c = m_clients[id];
+  c.detached = false;
+  c.reattached = true;
+  c.transport = transport;
+}
+
+std::size_t Reserver::jobsHeld(ClientId id) const noexcept {
+  if (id >= m_clients.size() || !m_clients[id].live) return 0;
+  std::size_t n = 0;
+  for (JobId job : m_clients[id].jobs) {
+    auto it = m_held.find(job);
+    if (it != m_held.end() && !it->second.result_pending) ++n;
+  }
+  return n;
+}
+
+void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
+                          SteadyClock::time_point requested_at) {
+  if (id >= m_clients.size() || !m_clients[id].live || m_clients[id].detached) return;
+  Client& c = m_clients[id];
+  if (c.reattached) {
+    // The worker sends its first request of a connection after the results it is resending, on
+    // the same socket: a job it still has no result for was handed out while it was away and
+    // never reached it. Plain unlock, no attempt.
+    c.reattached = false;
+    const auto jobs = c.jobs;
+    for (JobId job : jobs) {
+      spdlog::info("worker {} reconnected without job {}: it never got it; unlocking", c.name, job);
+      undelivered(id, job);
+    }
+  }
   if (c.state == ClientState::Waiting) {
     // A repeated request (e.g. resent after an interrupted wait) replaces the old one.
     c.request_seq = request_seq;
@@ -188,9 +235,15 @@ void Reserver::queueUnlock(JobId id, const std::string& owner) {
 void Reserver::undelivered(ClientId id, JobId job) {
   auto it = m_held.find(job);
   if (it == m_held.end() || it->second.result_pending) return;
-  // Never reached the worker: a plain unlock, no attempt (inst-jobs §2.4).
-  queueUnlock(job, it->second.db_owner);
-  m_held.erase(it);
+  // Never reached the worker: a plain unlock, no attempt (inst-jobs §2.4). With its transfer
+  // in the writer's batch, the row's owner is known only when that batch commits.
+  if (it->second.transfer_inflight) {
+    it->second.release_after_transfer = true;
+    it->second.client = kNoClient;
+  } else {
+    queueUnlock(job, it->second.db_owner);
+    m_held.erase(it);
+  }
   if (id < m_clients.size() && m_clients[id].live) {
     auto& jobs = m_clients[id].jobs;
     jobs.erase(std::remove(jobs.begin(), jobs.end(), job), jobs.end());
@@ -439,12 +492,21 @@ void Reserver::applyWrites(WriteOutcome& out) {
       it->second.transfer_inflight = false;
       it->second.uncertain = false;
       if (auto t = to.find(id); t != to.end()) it->second.db_owner = *t->second;
+      if (it->second.release_after_transfer) {
+        queueUnlock(id, it->second.db_owner);
+        m_held.erase(it);
+      }
     }
     for (JobId id : out.transfers.mismatched) {
       auto it = m_held.find(id);
       if (it == m_held.end()) continue;
       it->second.transfer_pending = false;
       it->second.transfer_inflight = false;
+      if (it->second.release_after_transfer) {
+        // Not ours any more (or already gone): nothing to give back.
+        m_held.erase(it);
+        continue;
+      }
       if (it->second.uncertain) {
         // Adopted after a restart and not locked by the prefetch owner: the old server had
         // already transferred it to the worker (or it is gone, and the result's CAS says so).

@@ -62,6 +62,16 @@ class Reserver {
   /// The client is gone. If it `died` (EOF, SIGCHLD) its handed-out job is rescheduled as
   /// "process died" (an attempt); otherwise (clean goodbye) it must not hold one.
   void removeClient(ClientId client, bool died);
+  /// The connection of a live worker went away (the server dropped it, or the worker gave up on
+  /// it and is registering again): it keeps its jobs, and gets nothing new, until reattach() or
+  /// removeClient(). Without this a worker that ran a job and could not report it would see the
+  /// job rescheduled as "process died" and run again by someone else, then resend its result.
+  void detachClient(ClientId client);
+  /// The detached client's process registered again: the same id, its jobs and pending acks.
+  /// Its first request says what it holds: a job without a result by then never reached it.
+  void reattachClient(ClientId client, Transport transport);
+  /// Jobs the client holds without a result (handed out, not reported).
+  std::size_t jobsHeld(ClientId client) const noexcept;
   /// The client asks for one job (long poll: answered only when a job is assigned).
   void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at);
   /// The client reports a result. Acknowledged through the sink once durable.
@@ -114,6 +124,8 @@ class Reserver {
     SteadyClock::time_point requested_at{};
     std::vector<JobId> jobs;  ///< handed out, no result yet
     std::uint64_t jobs_done = 0;
+    bool detached = false;    ///< no connection; holds its jobs for a reconnect
+    bool reattached = false;  ///< reconnected; its first request settles the jobs it holds
   };
   /// A job the server has handed out or holds a result for.
   struct Held {
@@ -124,6 +136,7 @@ class Reserver {
     bool result_pending = false;
     bool transfer_inflight = false;  ///< its transfer is in the writer's current batch
     bool stranded = false;  ///< finishing it may make another job runnable
+    bool release_after_transfer = false;  ///< never reached its worker: unlock once the owner is known
     SteadyClock::time_point handed_at{};
   };
   struct Prefetched {

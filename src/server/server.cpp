@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include <variant>
 
 #include "common/json_writer.hpp"
+#include "common/process_probe.hpp"
 #include "control/control_server.hpp"
 #include "hostq/store.hpp"
 #include "protocol/codec.hpp"
@@ -85,6 +87,8 @@ class Server final : public control::ControlHandler, public ReserverSink {
     bool goodbye = false;
     bool monitor = false;  ///< `hostq stats` / `wait-idle`: asks for stats, never for jobs
     pid_t pid = 0;         ///< from SO_PEERCRED
+    std::optional<ProcessIdentity> process;  ///< the peer at Hello, to tell it alive from a reused pid
+    WorkerConfig config;
     /// Payloads too large for the ring, kept until the worker fetches them.
     std::unordered_map<JobId, std::string> parked_payloads;
   };
@@ -103,6 +107,8 @@ class Server final : public control::ControlHandler, public ReserverSink {
   void handleMessage(control::ConnId id, Conn& conn, protocol::Message& m, bool via_ring);
   void disconnect(control::ConnId id, const std::string& reason);
   void dropWorker(control::ConnId id, const std::string& reason);
+  /// Detached clients whose process died or whose grace ran out lose their jobs.
+  void expireDetached(SteadyClock::time_point now);
   std::string statsJson();
   void listenLoop();
   void runIdleHook(bool idle);
@@ -125,6 +131,17 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::vector<control::ConnId> m_clientConn;   ///< ClientId → ConnId
   std::vector<control::ConnId> m_slotConn;     ///< slot → ConnId (0 = free)
   std::deque<std::uint32_t> m_freeSlots;       ///< FIFO, so a just-released slot is reused last
+  /// Clients of live workers whose connection went away (Reserver::detachClient).
+  struct Detached {
+    ClientId client;
+    std::string name;
+    pid_t pid;
+    ProcessIdentity process;
+    WorkerConfig config;
+    SteadyClock::time_point deadline;
+  };
+  std::vector<Detached> m_detached;
+  SteadyClock::time_point m_nextDetachCheck{};
   std::vector<std::byte> m_buf;
 
   std::atomic<bool> m_notified{false};
@@ -232,6 +249,8 @@ void Server::handleHello(control::ConnId id, protocol::Hello& hello, const contr
   Conn& conn = m_conns[id];
   conn.name = hello.name;
   conn.pid = peer.pid;
+  conn.process = probeProcess(peer.pid);
+  conn.config = hello.config;
   protocol::HelloOk ok;
   ok.generation = m_segment->generation();
   ok.server_pid = ::getpid();
@@ -245,7 +264,22 @@ void Server::handleHello(control::ConnId id, protocol::Hello& hello, const contr
     ok.slot = slot;
   }
   const Transport t = conn.slot ? Transport::Shm : Transport::Socket;
-  conn.client = m_reserver->addClient(hello.name, hello.pid, hello.config, t);
+  auto back = std::find_if(m_detached.begin(), m_detached.end(), [&](const Detached& d) {
+    return d.name == hello.name && d.pid == peer.pid && conn.process &&
+           d.process.start_ticks == conn.process->start_ticks;
+  });
+  if (back != m_detached.end() && back->config == hello.config) {
+    conn.client = back->client;
+    m_reserver->reattachClient(conn.client, t);
+    spdlog::info("worker {} registered again; it keeps its {} job(s)", hello.name, m_reserver->jobsHeld(conn.client));
+    m_detached.erase(back);
+  } else {
+    if (back != m_detached.end()) {
+      m_reserver->removeClient(back->client, true);
+      m_detached.erase(back);
+    }
+    conn.client = m_reserver->addClient(hello.name, hello.pid, hello.config, t);
+  }
   conn.registered = true;
   if (m_clientConn.size() <= conn.client) m_clientConn.resize(conn.client + 1);
   m_clientConn[conn.client] = id;
@@ -304,6 +338,22 @@ void Server::dropWorker(control::ConnId id, const std::string& reason) {
   m_control->close(id, reason);  // onDisconnect follows and finishes the clean-up
 }
 
+void Server::expireDetached(SteadyClock::time_point now) {
+  if (m_detached.empty() || now < m_nextDetachCheck) return;
+  m_nextDetachCheck = now + std::chrono::milliseconds(100);
+  for (auto it = m_detached.begin(); it != m_detached.end();) {
+    const bool alive = stillRunning(it->pid, it->process);
+    if (alive && now < it->deadline) {
+      ++it;
+      continue;
+    }
+    spdlog::warn("worker {} {}: its jobs are rescheduled", it->name,
+                 alive ? "did not register again within reconnect_grace" : "died while disconnected");
+    m_reserver->removeClient(it->client, true);
+    it = m_detached.erase(it);
+  }
+}
+
 void Server::disconnect(control::ConnId id, const std::string& reason) {
   auto it = m_conns.find(id);
   if (it == m_conns.end()) return;
@@ -326,8 +376,18 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
   }
   if (conn.registered && !conn.monitor) {
     const bool died = !conn.goodbye;
-    if (died) spdlog::info("worker {} disconnected: {}", conn.name, reason);
-    m_reserver->removeClient(conn.client, died);
+    if (died && conn.process && stillRunning(conn.pid, *conn.process)) {
+      // The process lives on (we dropped it, or it gave up on this connection): what it ran it
+      // will report after registering again. Rescheduling now would run those jobs twice.
+      spdlog::info("worker {} disconnected ({}) but pid {} is alive: keeping its {} job(s) for {} ms", conn.name,
+                   reason, conn.pid, m_reserver->jobsHeld(conn.client), m_o.settings.reconnect_grace.count());
+      m_reserver->detachClient(conn.client);
+      m_detached.push_back(Detached{conn.client, conn.name, conn.pid, *conn.process, conn.config,
+                                    SteadyClock::now() + m_o.settings.reconnect_grace});
+    } else {
+      if (died) spdlog::info("worker {} disconnected: {}", conn.name, reason);
+      m_reserver->removeClient(conn.client, died);
+    }
   }
   if (conn.slot) {
     m_segment->releaseSlot(*conn.slot);
@@ -609,6 +669,7 @@ int Server::run() {
       m_reserver->jobsMayExist();
     }
     const auto now = SteadyClock::now();
+    expireDetached(now);
     did |= m_reserver->poll(now);
     const bool idle = m_reserver->allIdle();
     if (idle != m_wasIdle) {
@@ -616,7 +677,8 @@ int Server::run() {
       runIdleHook(idle);
     }
     if (did) continue;
-    const auto deadline = m_reserver->nextDeadline(now);
+    auto deadline = m_reserver->nextDeadline(now);
+    if (!m_detached.empty()) deadline = std::min(deadline, m_nextDetachCheck);
     auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - SteadyClock::now());
     timeout = std::clamp(timeout, std::chrono::nanoseconds(0), std::chrono::nanoseconds(std::chrono::seconds(1)));
     m_segment->waitForWork(timeout);

@@ -6,6 +6,7 @@
 
 #include <ctime>
 #include <mutex>
+#include <utility>
 
 #include "control/backoff.hpp"
 #include "control/control_client.hpp"
@@ -52,6 +53,10 @@ struct ServerSource::Impl {
   /// answers, register over the socket (the server puts an shm worker's replies in a ring).
   std::optional<std::uint64_t> unusable_generation;
   bool stop = false;
+  /// Registered, and the first Reserve of this connection not yet sent. That one goes over the
+  /// socket, behind the results resent there, so the server sees them first: a job it handed us
+  /// that has no result by our first request is one that never reached us.
+  bool fresh = false;
   std::vector<std::byte> buf = std::vector<std::byte>(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax));
 
   void disconnect() {
@@ -98,6 +103,7 @@ struct ServerSource::Impl {
             }
           }
           backoff.reset();
+          fresh = true;
           // Results the previous connection never saw acknowledged: the server adopts them
           // (compare-and-set) so each is written once.
           for (auto& [id, msg] : unacked) {
@@ -118,8 +124,8 @@ struct ServerSource::Impl {
   }
 
   /// Sends a message, through the ring when possible. false = the connection broke.
-  bool post(const protocol::Message& m) {
-    if (seg) {
+  bool post(const protocol::Message& m, bool socket_only = false) {
+    if (seg && !socket_only) {
       auto enc = protocol::encodeInto(m, std::span<std::byte>(buf.data(), shm::kRequestPayloadMax));
       if (enc.ok()) {
         switch (seg->pushRequest(std::span<const std::byte>(buf.data(), enc.value()))) {
@@ -225,10 +231,11 @@ struct ServerSource::Impl {
       if (stop) return NextStatus::Stop;
       if (!connect()) return NextStatus::Interrupted;
       const std::uint64_t seq = next_seq++;
+      const bool socket_only = std::exchange(fresh, false);
       // A Reserve sent on the socket becomes the client's outstanding request by itself; one
       // sent through the ring must be registered, since its reply may come either way.
-      if (seg) client.setPendingReserve(seq);
-      if (!post(protocol::Message(protocol::Reserve{seq, monoNowNs()}))) {
+      if (seg && !socket_only) client.setPendingReserve(seq);
+      if (!post(protocol::Message(protocol::Reserve{seq, monoNowNs()}), socket_only)) {
         disconnect();
         continue;
       }

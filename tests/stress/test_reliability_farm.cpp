@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -60,9 +61,12 @@ class ReliabilityFarm : public FarmTest {
   };
 
   /// Burns down `jobs` append jobs (plus 3 strands of 100) through `workers` workers, killing a
-  /// random worker every `worker_every` and the server every `server_every` (0: once, half-way).
+  /// random worker every `worker_every` and also every `worker_every_lines` jobs run (0: by time
+  /// only; a quiet machine burns a short soak down between two ticks of a clock), and the server
+  /// every `server_every` (0: once, half-way).
   SoakFigures soak(int jobs, int workers, std::chrono::milliseconds worker_every,
-                   std::chrono::milliseconds server_every, std::chrono::seconds timeout) {
+                   std::chrono::milliseconds server_every, std::chrono::seconds timeout,
+                   std::size_t worker_every_lines = 0) {
     SoakFigures fig;
     auto o = farmOptions("sk", workers);
     o.restart_grace = "2s";
@@ -88,6 +92,7 @@ class ReliabilityFarm : public FarmTest {
     std::mt19937 rng(4242);
     const auto t0 = Clock::now();
     auto next_worker = t0 + worker_every;
+    std::size_t next_worker_lines = worker_every_lines;
     auto next_server = server_every.count() > 0 ? t0 + server_every : Clock::time_point::max();
     bool server_once = server_every.count() == 0;
     Sql db(url(), schema());
@@ -97,12 +102,18 @@ class ReliabilityFarm : public FarmTest {
       const auto now = Clock::now();
       // Faults only while most of the work is ahead: the tail must be able to finish.
       const bool faults = lines < total * 9 / 10;
-      if (faults && now >= next_worker) {
+      if (faults && (now >= next_worker || (worker_every_lines && lines >= next_worker_lines))) {
+        // One kill per step crossed since the last tick (a fast burn crosses several), or one
+        // for the clock.
+        std::size_t victims = 1;
+        if (worker_every_lines && lines >= next_worker_lines)
+          victims = (lines - next_worker_lines) / worker_every_lines + 1;
+        while (worker_every_lines && next_worker_lines <= lines) next_worker_lines += worker_every_lines;
         auto pids = farm.workerPids();
-        if (!pids.empty()) {
-          const pid_t victim = pids[rng() % pids.size()];
-          if (::kill(victim, SIGKILL) == 0) {
-            killed.insert("sk:" + std::to_string(victim));
+        std::shuffle(pids.begin(), pids.end(), rng);
+        for (std::size_t v = 0; v < victims && v < pids.size(); ++v) {
+          if (::kill(pids[v], SIGKILL) == 0) {
+            killed.insert("sk:" + std::to_string(pids[v]));
             ++fig.workers_killed;
           }
         }
@@ -197,10 +208,10 @@ TEST_F(ReliabilityFarm, TwoHostsShareOneDatabase) {
   EXPECT_EQ(strandOrderViolations(lines, strand_of), 0u);
 }
 
-// 9a. The short soak, always run: 20,000 append jobs, 8 workers, a worker killed every 0.5 s and
-// the server once half-way.
+// 9a. The short soak, always run: 20,000 append jobs, 8 workers, a worker killed every 0.5 s or
+// every 1,000 jobs, whichever comes first, and the server once half-way.
 TEST_F(ReliabilityFarm, ShortSoakWithKills) {
-  const auto f = soak(20000, 8, 500ms, 0ms, 100s);
+  const auto f = soak(20000, 8, 500ms, 0ms, 100s, 1000);
   std::printf("[reliability] short soak: %.1f s, %d workers and %d server(s) killed; %s\n", f.seconds,
               f.workers_killed, f.servers_killed, f.audit.summary().c_str());
   EXPECT_GE(f.workers_killed, 3);
