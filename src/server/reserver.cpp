@@ -289,6 +289,7 @@ bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
     Job job = std::move(g.prefetched.front().job);
     g.prefetched.pop_front();
     ++m_stats.handed_from_prefetch;
+    ++g.handed_since;
     handOut(g, c, std::move(job), true);
     did = true;
   }
@@ -297,8 +298,14 @@ bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
   const bool retry_ok = !g.exhausted || now - g.exhausted_at >= m_settings.poll_interval;
   if (!retry_ok) return did;
   // Reserve when workers wait, and also ahead of need while a backlog exists, so that a worker
-  // finishing a job finds the next one in memory instead of waiting for a round trip.
-  const std::size_t low_water = static_cast<std::size_t>(std::max(g.workers, 1)) * 2;
+  // finishing a job finds the next one in memory instead of waiting for a round trip: the low
+  // water mark covers one reservation latency (and half again) at the recent hand-out rate. A
+  // fixed mark of a few jobs per worker let a fast farm drain 2,000 prefetched jobs and then
+  // idle for the whole next statement (the bench's 42 ms p99.9 hand-off).
+  const double ahead = g.rate_per_s * std::chrono::duration<double>(g.reserve_latency).count() * 1.5;
+  const std::size_t low_water = std::clamp<std::size_t>(
+      static_cast<std::size_t>(ahead), static_cast<std::size_t>(std::max(g.workers, 1)) * 2,
+      static_cast<std::size_t>(std::max(m_settings.max_batch, 1)));
   if (!g.waiting.empty() || (!g.exhausted && g.workers > 0 && g.prefetched.size() < low_water))
     did |= reserveFor(gi, now);
   return did;
@@ -360,6 +367,14 @@ bool Reserver::collectReservation(SteadyClock::time_point now) {
   }
   ++m_stats.statements.reserve;
   ++m_stats.reservations;
+  g.reserve_latency = now - g.reserve_started;
+  if (g.rate_since != SteadyClock::time_point{} && now > g.rate_since) {
+    const double secs = std::chrono::duration<double>(now - g.rate_since).count();
+    const double rate = static_cast<double>(g.handed_since) / secs;
+    g.rate_per_s = g.rate_per_s == 0 ? rate : 0.5 * g.rate_per_s + 0.5 * rate;
+  }
+  g.handed_since = 0;
+  g.rate_since = now;
   auto& result = out->result;
   const std::size_t got = result.assigned.size() + result.prefetched.size();
   const std::size_t limit = out->request.worker_names.size() + static_cast<std::size_t>(std::max(0, out->request.prefetch));
@@ -390,6 +405,7 @@ bool Reserver::collectReservation(SteadyClock::time_point now) {
     }
     const ClientId c = it->second;
     by_name.erase(it);
+    ++g.handed_since;
     handOut(g, c, std::move(job), false);
   }
   for (ClientId c : named)

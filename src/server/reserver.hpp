@@ -153,6 +153,13 @@ class Reserver {
     int batch = 0;                  ///< current reservation size (grows with backlog)
     bool exhausted = false;         ///< last reservation found less than asked
     SteadyClock::time_point exhausted_at{};
+    /// Pipelining: jobs handed out since the last reservation came back, the rate they imply
+    /// (EWMA) and that reservation's latency. The next reservation starts while the prefetch
+    /// still covers one latency at that rate, so workers never wait for a round trip.
+    std::uint64_t handed_since = 0;
+    SteadyClock::time_point rate_since{};
+    double rate_per_s = 0;
+    std::chrono::nanoseconds reserve_latency{0};
   };
   struct PendingResult {
     ClientId client;

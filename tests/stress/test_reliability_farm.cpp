@@ -74,15 +74,22 @@ class ReliabilityFarm : public FarmTest {
     Farm farm(o);
     EXPECT_TRUE(farm.start()) << farm.log();
     const std::string file = farm.dir() + "/append.txt";
-    // Reruns after a kill wait for inst-jobs' back-off; 10 attempts so that none runs out.
-    auto ids = enqueue("hostq.append", file, jobs, {"--max-attempts", "10"});
+    // Reruns after a kill wait for inst-jobs' back-off; 10 attempts so that none runs out. The
+    // jobs wait in a queue nobody works until all are in, then move to the farm's queue at once:
+    // a quiet machine would otherwise burn most of them down while the strands are enqueued.
+    auto ids = enqueue("hostq.append", file, jobs, {"--max-attempts", "10", "--queue", "parked"});
     std::map<std::int64_t, std::string> strand_of;
     for (const char* s : {"s1", "s2", "s3"})
-      for (auto id : enqueue("hostq.append", file, 100, {"--strand", s, "--max-attempts", "10"})) {
+      for (auto id : enqueue("hostq.append", file, 100, {"--strand", s, "--max-attempts", "10", "--queue", "parked"})) {
         strand_of[id] = s;
         ids.push_back(id);
       }
     const std::size_t total = ids.size();
+    {
+      Sql go(url(), schema());
+      go.value("UPDATE delayed_jobs SET queue = 'queue' WHERE queue = 'parked'");
+      go.value("NOTIFY hostq_jobs");
+    }
 
     std::atomic<bool> stop{false};
     std::atomic<int> worst{0}, samples{0};
