@@ -1,16 +1,14 @@
 #pragma once
 // Runs one reservation at a time on its own thread and connection, so that the loop thread keeps
 // handing out prefetched jobs and reading results while PostgreSQL locks the next batch.
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "hostq/store.hpp"
+#include "server/one_in_flight.hpp"
 
 namespace hostq::server {
 
@@ -29,28 +27,20 @@ class ReservationRunner {
  public:
   using StoreFactory = std::function<std::unique_ptr<Store>()>;
   ReservationRunner(StoreFactory factory, std::function<void()> wake);
-  ~ReservationRunner();
   ReservationRunner(const ReservationRunner&) = delete;
   ReservationRunner& operator=(const ReservationRunner&) = delete;
 
   void submit(std::size_t group, ReserveRequest request);
-  bool busy() const noexcept { return m_busy; }
-  std::optional<ReservationOutcome> take();
-  bool wait(std::chrono::milliseconds timeout);
-  void stop();
+  bool busy() const noexcept { return m_flight.busy(); }
+  std::optional<ReservationOutcome> take() { return m_flight.take(); }
+  bool wait(std::chrono::milliseconds timeout) { return m_flight.wait(timeout); }
+  void stop() { m_flight.stop(); }
 
  private:
-  void run();
+  ReservationOutcome reserve(ReservationOutcome& o);
   StoreFactory m_factory;
-  std::function<void()> m_wake;
-  std::unique_ptr<Store> m_store;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::optional<ReservationOutcome> m_todo;
-  std::optional<ReservationOutcome> m_done;
-  bool m_stop = false;
-  bool m_busy = false;
-  std::thread m_thread;
+  std::unique_ptr<Store> m_store;  ///< the thread's own connection
+  OneInFlight<ReservationOutcome, ReservationOutcome> m_flight;  ///< last: its thread uses the above
 };
 
 }  // namespace hostq::server

@@ -638,7 +638,7 @@ bool Reserver::startupRelease(SteadyClock::time_point now) {
 }
 
 void Reserver::updateIdle(SteadyClock::time_point now) {
-  (void)now;
+  m_nextIdleCheck = now + std::chrono::milliseconds(1);
   const bool busy = !allIdle();
   if (busy != m_busy) {
     m_busy = busy;
@@ -716,7 +716,9 @@ bool Reserver::poll(SteadyClock::time_point now) {
     did |= releaseStalePrefetch(now);
     periodicPurge(now);
   }
-  updateIdle(now);
+  // A scan of every client: not on every turn of a busy loop (256 workers), but always before
+  // the loop sleeps, so that idle is never stale while nothing happens.
+  if (!did || now >= m_nextIdleCheck) updateIdle(now);
   return did;
 }
 

@@ -92,6 +92,9 @@ class Reserver {
   bool drain();
   /// Host-wide idle: every worker waiting (or none connected) and no runnable job for any group.
   bool allIdle() const noexcept;
+  /// allIdle() as of the last poll() (computed at most every millisecond while busy, and on
+  /// every poll that found nothing to do, i.e. before the loop sleeps).
+  bool idle() const noexcept { return !m_busy; }
   bool drained();
   std::size_t clientCount() const noexcept { return m_clientCount; }
   /// Database connectivity as last seen.
@@ -229,6 +232,7 @@ class Reserver {
   bool m_graceChecked = false;
   bool m_reserveInDoubt = false;
   bool m_busy = false;
+  SteadyClock::time_point m_nextIdleCheck{};
   /// Start of the last two result flushes: a job handed out before the earlier one has had a
   /// whole flush cycle (with the rings read in between) to report; only such jobs get a transfer.
   SteadyClock::time_point m_lastFlush{};

@@ -5,46 +5,8 @@
 namespace hostq::server {
 
 ResultWriter::ResultWriter(StoreFactory factory, std::function<void()> wake)
-    : m_factory(std::move(factory)), m_wake(std::move(wake)) {
-  m_thread = std::thread([this] { run(); });
-}
-
-ResultWriter::~ResultWriter() { stop(); }
-
-void ResultWriter::stop() {
-  {
-    std::lock_guard lock(m_mutex);
-    if (m_stop) return;
-    m_stop = true;
-  }
-  m_cv.notify_all();
-  if (m_thread.joinable()) m_thread.join();
-}
-
-void ResultWriter::submit(WriteBatch batch) {
-  {
-    std::lock_guard lock(m_mutex);
-    m_todo = std::move(batch);
-  }
-  m_busy = true;
-  m_cv.notify_all();
-}
-
-std::optional<WriteOutcome> ResultWriter::take() {
-  if (!m_busy) return std::nullopt;
-  std::lock_guard lock(m_mutex);
-  if (!m_done) return std::nullopt;
-  auto out = std::move(m_done);
-  m_done.reset();
-  m_busy = false;
-  return out;
-}
-
-bool ResultWriter::wait(std::chrono::milliseconds timeout) {
-  if (!m_busy) return true;
-  std::unique_lock lock(m_mutex);
-  return m_cv.wait_for(lock, timeout, [&] { return m_done.has_value() || m_stop; }) && m_done.has_value();
-}
+    : m_factory(std::move(factory)),
+      m_flight([this](WriteBatch& b) { return write(b); }, std::move(wake)) {}
 
 WriteOutcome ResultWriter::write(WriteBatch& b) {
   WriteOutcome out;
@@ -83,32 +45,11 @@ WriteOutcome ResultWriter::write(WriteBatch& b) {
       spdlog::warn("result writer: {}; retrying in {} ms", e.what(), backoff.count());
       m_store.reset();
     }
-    std::unique_lock lock(m_mutex);
-    if (m_cv.wait_for(lock, backoff, [&] { return m_stop; })) {
+    if (!m_flight.pause(backoff)) {
       out.fatal = "stopped before the batch was written";
       return out;
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-  }
-}
-
-void ResultWriter::run() {
-  for (;;) {
-    WriteBatch batch;
-    {
-      std::unique_lock lock(m_mutex);
-      m_cv.wait(lock, [&] { return m_stop || m_todo.has_value(); });
-      if (m_stop) return;
-      batch = std::move(*m_todo);
-      m_todo.reset();
-    }
-    WriteOutcome out = write(batch);
-    {
-      std::lock_guard lock(m_mutex);
-      m_done = std::move(out);
-    }
-    m_cv.notify_all();
-    m_wake();
   }
 }
 

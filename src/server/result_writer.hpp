@@ -8,18 +8,15 @@
 // connection died around COMMIT) is simply run again after reconnecting: rows already written no
 // longer match and are reported as mismatched. The writer therefore retries connection and
 // transient errors by itself, with back-off, until it succeeds or is stopped.
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "hostq/store.hpp"
+#include "server/one_in_flight.hpp"
 
 namespace hostq::server {
 
@@ -52,35 +49,26 @@ class ResultWriter {
   using StoreFactory = std::function<std::unique_ptr<Store>()>;
   /// `wake` is called (from the writer thread) when an outcome is ready.
   ResultWriter(StoreFactory factory, std::function<void()> wake);
-  ~ResultWriter();
   ResultWriter(const ResultWriter&) = delete;
   ResultWriter& operator=(const ResultWriter&) = delete;
 
   /// Hands a batch over. Only while !busy().
-  void submit(WriteBatch batch);
+  void submit(WriteBatch batch) { m_flight.submit(std::move(batch)); }
   /// A batch is in flight (submitted, outcome not yet taken).
-  bool busy() const noexcept { return m_busy; }
+  bool busy() const noexcept { return m_flight.busy(); }
   /// The outcome of the batch in flight, if it is done. Loop thread only.
-  std::optional<WriteOutcome> take();
+  std::optional<WriteOutcome> take() { return m_flight.take(); }
   /// Blocks until the batch in flight is done (shutdown path); false on timeout.
-  bool wait(std::chrono::milliseconds timeout);
+  bool wait(std::chrono::milliseconds timeout) { return m_flight.wait(timeout); }
   /// Stops retrying and joins the thread; a batch still in flight is abandoned.
-  void stop();
+  void stop() { m_flight.stop(); }
 
  private:
-  void run();
   WriteOutcome write(WriteBatch& batch);
 
   StoreFactory m_factory;
-  std::function<void()> m_wake;
-  std::unique_ptr<Store> m_store;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::optional<WriteBatch> m_todo;
-  std::optional<WriteOutcome> m_done;
-  bool m_stop = false;
-  bool m_busy = false;  ///< loop thread's view
-  std::thread m_thread;
+  std::unique_ptr<Store> m_store;  ///< the thread's own connection
+  OneInFlight<WriteBatch, WriteOutcome> m_flight;  ///< last: its thread uses the above
 };
 
 }  // namespace hostq::server

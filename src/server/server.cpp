@@ -97,6 +97,7 @@ class Server final : public control::ControlHandler, public ReserverSink {
     {
       std::lock_guard lock(m_inboxMutex);
       m_inbox.push_back(std::move(e));
+      m_inboxPending.store(true, std::memory_order_release);
     }
     m_segment->ringServerDoorbell();
   }
@@ -124,6 +125,9 @@ class Server final : public control::ControlHandler, public ReserverSink {
   ServerStats m_stats;
 
   std::mutex m_inboxMutex;
+  /// Set (release) with every post, cleared by drainInbox: the loop's fast path skips the mutex.
+  std::atomic<bool> m_inboxPending{false};
+  std::vector<std::uint32_t> m_scanSlots;  ///< scanSlots' copy of the active list, reused
   std::vector<Event> m_inbox;
   std::vector<Event> m_inboxWork;
 
@@ -398,8 +402,10 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
 }
 
 bool Server::drainInbox() {
+  if (!m_inboxPending.load(std::memory_order_acquire)) return false;
   {
     std::lock_guard lock(m_inboxMutex);
+    m_inboxPending.store(false, std::memory_order_relaxed);
     if (m_inbox.empty()) return false;
     m_inboxWork.swap(m_inbox);
   }
@@ -433,8 +439,8 @@ bool Server::scanSlots() {
   bool did = false;
   // Copy: handling a request may release a slot and change the active list.
   const auto active = m_segment->activeSlots();
-  std::vector<std::uint32_t> slots(active.begin(), active.end());
-  for (std::uint32_t slot : slots) {
+  m_scanSlots.assign(active.begin(), active.end());
+  for (std::uint32_t slot : m_scanSlots) {
     const control::ConnId id = slot < m_slotConn.size() ? m_slotConn[slot] : 0;
     for (int n = 0; n < 64; ++n) {  // bounded per slot per pass: no worker starves the others
       std::size_t len = 0;
@@ -671,7 +677,7 @@ int Server::run() {
     const auto now = SteadyClock::now();
     expireDetached(now);
     did |= m_reserver->poll(now);
-    const bool idle = m_reserver->allIdle();
+    const bool idle = m_reserver->idle();
     if (idle != m_wasIdle) {
       m_wasIdle = idle;
       runIdleHook(idle);
