@@ -50,6 +50,18 @@ const std::vector<Field>& fields() {
   return f;
 }
 
+// Added after the first release of the output: JSON keys and CSV columns after
+// db_statements_source, so readers of the older layout keep their positions.
+const std::vector<Field>& fairnessFields() {
+  static const std::vector<Field> f = {
+      {"fairness_min_jobs", [](const RunResult& r) { return r.fairness_min_jobs; }, 0},
+      {"fairness_max_jobs", [](const RunResult& r) { return r.fairness_max_jobs; }, 0},
+      {"fairness_worst_gap_ratio", [](const RunResult& r) { return r.fairness_worst_gap_ratio; }, 3},
+      {"workers_served", [](const RunResult& r) { return r.workers_served; }, 0},
+  };
+  return f;
+}
+
 std::string num(double v, int decimals) {
   std::string s = fmt::format("{:.{}f}", v, decimals);
   return s;
@@ -110,6 +122,15 @@ std::string fmtNum(const std::optional<double>& v, int decimals) {
   return num(*v, decimals);
 }
 
+std::string fmtFairness(const RunResult& r) {
+  if (!r.fairness_worst_gap_ratio) return "–";
+  const double ratio = *r.fairness_worst_gap_ratio;
+  std::string o = std::isfinite(ratio) ? num(ratio, 2) : "∞";
+  const int served = static_cast<int>(std::lround(r.workers_served.value_or(0)));
+  if (served < r.config.workers) o += fmt::format(" ({}/{} served)", served, r.config.workers);
+  return o;
+}
+
 std::string toJson(const RunResult& r) {
   std::string o = "{";
   o += fmt::format("\"transport\":\"{}\",\"workers\":{},\"jobs\":{},\"payload_bytes\":{},\"handler\":\"{}\",\"repeat\":{}",
@@ -118,6 +139,7 @@ std::string toJson(const RunResult& r) {
   for (const auto& f : fields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
   o += fmt::format(",\"db_statements_source\":{}",
                    r.db_statements_source.empty() ? "null" : "\"" + r.db_statements_source + "\"");
+  for (const auto& f : fairnessFields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
   if (!r.error.empty()) {
     std::string e;
     for (char c : r.error) e += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
@@ -130,16 +152,23 @@ std::string toJson(const RunResult& r) {
 std::string toCsv(const std::vector<RunResult>& runs) {
   std::string o = "transport,workers,jobs,payload_bytes,handler,repeat";
   for (const auto& f : fields()) o += std::string(",") + f.name;
-  o += ",db_statements_source\n";
+  o += ",db_statements_source";
+  for (const auto& f : fairnessFields()) o += std::string(",") + f.name;
+  o += "\n";
   for (const auto& r : runs) {
     o += fmt::format("{},{},{},{},{},{}", toString(r.config.transport), r.config.workers, r.config.jobs,
                      r.config.payload_bytes, r.config.handlerName(), r.repeat);
-    for (const auto& f : fields()) {
-      const auto v = f.get(r);
-      o += ",";
-      if (v && std::isfinite(*v)) o += num(*v, std::max(f.decimals, 3));
-    }
-    o += "," + r.db_statements_source + "\n";
+    auto cells = [&](const std::vector<Field>& list) {
+      for (const auto& f : list) {
+        const auto v = f.get(r);
+        o += ",";
+        if (v && std::isfinite(*v)) o += num(*v, std::max(f.decimals, 3));
+      }
+    };
+    cells(fields());
+    o += "," + r.db_statements_source;
+    cells(fairnessFields());
+    o += "\n";
   }
   return o;
 }
@@ -200,6 +229,10 @@ std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
     m.worker_peak_rss_kb = med([](const RunResult& r) { return r.worker_peak_rss_kb; });
     m.reservations = med([](const RunResult& r) { return r.reservations; });
     m.max_batch = med([](const RunResult& r) { return r.max_batch; });
+    m.fairness_min_jobs = med([](const RunResult& r) { return r.fairness_min_jobs; });
+    m.fairness_max_jobs = med([](const RunResult& r) { return r.fairness_max_jobs; });
+    m.fairness_worst_gap_ratio = med([](const RunResult& r) { return r.fairness_worst_gap_ratio; });
+    m.workers_served = med([](const RunResult& r) { return r.workers_served; });
     out.push_back(std::move(s));
   }
   return out;
@@ -209,8 +242,8 @@ std::string summaryTable(const std::vector<ConfigSummary>& s) {
   std::string o =
       "| transport | workers | runs | jobs/s | stmts/job (hostq) | xact/job (pg_stat_database) | CPU µs/job server | "
       "CPU µs/job workers | CPU µs/job postgres | hand-off p50 / p99 / p99.9 µs (server) | job gap p50 / p99 / p99.9 µs "
-      "(worker) | peak RSS server / worker MB |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "(worker) | peak RSS server / worker MB | fairness: worst gap / mean |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   auto mb = [](const std::optional<double>& kb) {
     return kb ? std::optional<double>(*kb / 1024.0) : std::nullopt;
   };
@@ -218,13 +251,13 @@ std::string summaryTable(const std::vector<ConfigSummary>& s) {
     const auto& m = c.median;
     const std::string stm = fmtNum(m.db_statements_per_job, 4) +
                             (m.db_statements_source == "xact_commit" ? " (xact)" : "");
-    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} / {} |\n",
+    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} / {} | {} |\n",
                      toString(c.config.transport), c.config.workers, c.runs.size(), fmtNum(m.jobs_per_second, 0), stm,
                      fmtNum(m.xact_commit_per_job, 4), fmtNum(m.cpu_server_us_per_job, 1),
                      fmtNum(m.cpu_workers_us_per_job, 1), fmtNum(m.cpu_postgres_us_per_job, 1),
                      fmtNum(m.handoff_p50_us, 1), fmtNum(m.handoff_p99_us, 1), fmtNum(m.handoff_p999_us, 1),
                      fmtNum(m.gap_p50_us, 1), fmtNum(m.gap_p99_us, 1), fmtNum(m.gap_p999_us, 1),
-                     fmtNum(mb(m.server_peak_rss_kb), 1), fmtNum(mb(m.worker_peak_rss_kb), 1));
+                     fmtNum(mb(m.server_peak_rss_kb), 1), fmtNum(mb(m.worker_peak_rss_kb), 1), fmtFairness(m));
   }
   return o;
 }

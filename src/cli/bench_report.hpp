@@ -33,5 +33,7 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
 
 /// "12.3" / "–"
 std::string fmtNum(const std::optional<double>& v, int decimals);
+/// The worst gap ratio ("1.37", "∞ (250/256 served)", "–" when not measured).
+std::string fmtFairness(const RunResult& r);
 
 }  // namespace hostq::cli::burndown

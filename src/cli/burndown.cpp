@@ -19,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/fairness.hpp"
 #include "cli/server_query.hpp"
 #include "common/log.hpp"
 #include "hostq/pool.hpp"
@@ -649,6 +650,13 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
       r.enqueue_to_start_p99_us = jsonNumber(*s, "enqueue_to_start", "p99_us");
       r.reservations = jsonNumber(*s, "", "reservations");
       r.max_batch = jsonNumber(*s, "", "max_batch");
+      if (const auto counts = workerJobCounts(*s)) {
+        const Fairness f = computeFairness(r.elapsed_s, c.workers, *counts);
+        r.fairness_min_jobs = static_cast<double>(f.min_jobs);
+        r.fairness_max_jobs = static_cast<double>(f.max_jobs);
+        r.fairness_worst_gap_ratio = f.worst_gap_ratio;
+        r.workers_served = f.workers_served;
+      }
     } else {
       std::fprintf(stderr, "hostq: no stats from the server: %s\n", err.c_str());
     }

@@ -116,6 +116,10 @@ struct RunResult {
   std::optional<double> server_peak_rss_kb;
   std::optional<double> worker_peak_rss_kb;  ///< the largest worker's
   std::optional<double> reservations, max_batch;
+  /// Fairness across workers (server stats' per-worker "jobs"; null for direct): the fewest and
+  /// most jobs one worker did, how many did any, and (N/W)/min n_i: the least served worker's
+  /// mean interval between jobs over the farm's (+∞ when a worker did none). cli/fairness.hpp.
+  std::optional<double> fairness_min_jobs, fairness_max_jobs, fairness_worst_gap_ratio, workers_served;
   double load_1m = 0;  ///< /proc/loadavg when the run started
   Histogram gap;       ///< the worker-side hand-off histogram
   std::string stats_json;  ///< the server's, raw ("" for direct)

@@ -128,10 +128,12 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
       } else if (f.json) {
         std::printf("%s\n", toJson(r).c_str());
       } else {
-        std::printf("%-22s %s jobs/s  %s stmts/job (%s)  hand-off p50/p99 %s/%s µs  job gap p50/p99 %s/%s µs  load %.1f\n",
+        std::printf("%-22s %s jobs/s  %s stmts/job (%s)  hand-off p50/p99 %s/%s µs  job gap p50/p99 %s/%s µs  "
+                    "fairness %s (jobs/worker %s..%s)  load %.1f\n",
                     tag.c_str(), thousands(r.jobs_per_second).c_str(), fmtNum(r.db_statements_per_job, 4).c_str(),
                     r.db_statements_source.empty() ? "–" : r.db_statements_source.c_str(), fmtNum(r.handoff_p50_us, 1).c_str(),
                     fmtNum(r.handoff_p99_us, 1).c_str(), fmtNum(r.gap_p50_us, 1).c_str(), fmtNum(r.gap_p99_us, 1).c_str(),
+                    fmtFairness(r).c_str(), fmtNum(r.fairness_min_jobs, 0).c_str(), fmtNum(r.fairness_max_jobs, 0).c_str(),
                     r.load_1m);
       }
       std::fflush(stdout);
