@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # hostq beside its peers, in one run, on one throwaway PostgreSQL: graphile-worker in its batched
 # mode (the fastest peer measured on this kind of machine), the pgbench lock-50-then-delete
-# cycle (the database's own limit for this work), and `hostq bench` over shared memory and in
-# direct mode. The runs are interleaved (peer, hostq, pgbench, peer, hostq, …) so that noise from
+# cycle on the peers' one-index jobs table (the database's own limit for this work), the same
+# cycle with hostq's statements on hostq's (inst-jobs') schema with its seven indexes
+# (perf/peers/hostq-lock-delete.sql: the database alone, no server or workers), and `hostq bench`
+# over shared memory and in direct mode. The runs are interleaved (peer, hostq, pgbench, peer, hostq, …) so that noise from
 # other tenants falls on all of them alike; medians and same-run ratios are printed.
 #
 #   usage: perf/peers/compare.sh [--jobs N] [--repeat K] [--workers W] [--out DIR]
@@ -89,16 +91,31 @@ run_pgbench() {  # the peers' (c) cycle at 4 clients: fixed work, 90% of a fresh
   printf '%d\t%.3f\t%.0f\t%.1f\n' "$n" "$secs" "$(echo "$n / $secs" | bc -l)" "$(echo "($p1 - $p0) * 1000000 / $HZ / $n" | bc -l)"
 }
 
+run_pgbench_hostq() {  # hostq's own statements on hostq's schema, 2 clients (reserver + writer)
+  local n=$JOBS batch=2000 t0 t1 p0 p1 secs
+  psql -qAt -c "DROP SCHEMA IF EXISTS hq_pgbench CASCADE; CREATE SCHEMA hq_pgbench" >/dev/null 2>&1
+  "$HOSTQ" --database-url "$URL" --schema hq_pgbench migrate >/dev/null
+  "$HOSTQ" --database-url "$URL" --schema hq_pgbench enqueue hostq.noop --count "$n" >/dev/null
+  psql -qAt -c "VACUUM ANALYZE hq_pgbench.delayed_jobs" -c CHECKPOINT >/dev/null
+  p0=$(pg_ticks); t0=$(date +%s.%N)
+  PGOPTIONS="-c search_path=hq_pgbench" pgbench -n -M prepared -D batch=$batch -f "$ROOT/perf/peers/hostq-lock-delete.sql" \
+    -c 2 -j 2 -t $((n / batch / 2)) bench >"$OUT/pgbench-hostq.last" 2>&1
+  t1=$(date +%s.%N); p1=$(pg_ticks)
+  secs=$(echo "$t1 - $t0" | bc -l)
+  printf '%d\t%.3f\t%.0f\t%.1f\n' "$n" "$secs" "$(echo "$n / $secs" | bc -l)" "$(echo "($p1 - $p0) * 1000000 / $HZ / $n" | bc -l)"
+}
+
 # Direct mode is ~30x slower: a tenth of the jobs keeps its runs short and its rate the same.
 DIRECT_JOBS=$(( JOBS / 10 > 2000 ? JOBS / 10 : 2000 ))
 for r in $(seq 1 "$REPEAT"); do
-  for sys in graphile-worker-batched hostq-shm pgbench-lock50 hostq-direct; do
+  for sys in graphile-worker-batched hostq-shm pgbench-lock50 pgbench-hostq-schema hostq-direct; do
     load=$(cut -d' ' -f1 /proc/loadavg)
     case $sys in
       graphile-worker-batched) row=$(run_gw) ;;
       hostq-shm) row=$(run_hostq shm "$JOBS") ;;
       hostq-direct) row=$(run_hostq direct "$DIRECT_JOBS") ;;
       pgbench-lock50) row=$(run_pgbench) ;;
+      pgbench-hostq-schema) row=$(run_pgbench_hostq) ;;
     esac
     printf '%s\t%s\t%s\t%s\n' "$r" "$sys" "$row" "$load" | tee -a "$RES" >&2
   done
@@ -123,7 +140,8 @@ const h = m['hostq-shm'];
 console.log('');
 if (h && m['graphile-worker-batched']) console.log(`hostq shm / graphile-worker batched: ${(h.jps / m['graphile-worker-batched'].jps).toFixed(2)}x (goal >= 2x)`);
 if (h && m['hostq-direct']) console.log(`hostq shm / hostq direct: ${(h.jps / m['hostq-direct'].jps).toFixed(1)}x (goal >= 10x)`);
-if (h && m['pgbench-lock50']) console.log(`hostq shm / pgbench lock-50-then-delete: ${(h.jps / m['pgbench-lock50'].jps).toFixed(2)}x`);
+if (h && m['pgbench-lock50']) console.log(`hostq shm / pgbench lock-50-then-delete (peers' 1-index jobs table): ${(h.jps / m['pgbench-lock50'].jps).toFixed(2)}x`);
+if (h && m['pgbench-hostq-schema']) console.log(`hostq shm / pgbench of hostq's own statements on its schema (the database alone): ${(h.jps / m['pgbench-hostq-schema'].jps).toFixed(2)}x`);
 if (h) console.log(`hostq shm / inst-jobs ParentProcess (390 jobs/s, ../shared/reference/peers.md; not re-run): ${(h.jps / 390).toFixed(0)}x (goal >= 100x)`);
 JS
 echo "raw runs: $RES" >&2
