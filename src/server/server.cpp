@@ -128,6 +128,7 @@ class Server final : public control::ControlHandler, public ReserverSink {
   /// Set (release) with every post, cleared by drainInbox: the loop's fast path skips the mutex.
   std::atomic<bool> m_inboxPending{false};
   std::vector<std::uint32_t> m_scanSlots;  ///< scanSlots' copy of the active list, reused
+  std::size_t m_scanStart = 0;             ///< rotates, so no slot is always read first
   std::vector<Event> m_inbox;
   std::vector<Event> m_inboxWork;
 
@@ -439,7 +440,15 @@ bool Server::scanSlots() {
   bool did = false;
   // Copy: handling a request may release a slot and change the active list.
   const auto active = m_segment->activeSlots();
-  m_scanSlots.assign(active.begin(), active.end());
+  // Starting each pass one slot further on: requests enter the waiting FIFO in the order they
+  // are read, so a fixed order served low slots first whenever prefetched jobs ran short (256
+  // workers: 2.8x between the busiest and the idlest worker over shm, 1.14x over the socket).
+  m_scanSlots.clear();
+  if (!active.empty()) {
+    const std::size_t n = active.size();
+    m_scanStart = (m_scanStart + 1) % n;
+    for (std::size_t k = 0; k < n; ++k) m_scanSlots.push_back(active[(m_scanStart + k) % n]);
+  }
   for (std::uint32_t slot : m_scanSlots) {
     const control::ConnId id = slot < m_slotConn.size() ? m_slotConn[slot] : 0;
     for (int n = 0; n < 64; ++n) {  // bounded per slot per pass: no worker starves the others
