@@ -95,6 +95,8 @@ class Reserver {
   /// allIdle() as of the last poll() (computed at most every millisecond while busy, and on
   /// every poll that found nothing to do, i.e. before the loop sleeps).
   bool idle() const noexcept { return !m_busy; }
+  /// Recomputes idle() now (stats must not show a state older than the last hand-out).
+  void refreshIdle() { updateIdle(SteadyClock::now()); }
   bool drained();
   std::size_t clientCount() const noexcept { return m_clientCount; }
   /// Database connectivity as last seen.

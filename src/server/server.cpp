@@ -501,7 +501,8 @@ std::string Server::statsJson() {
   w.field("workers_shm", by_shm).field("workers_socket", by_socket);
   w.field("workers_waiting", waiting).field("workers_working", working);
   const auto& s = m_stats;
-  w.field("idle", m_reserver->allIdle());
+  m_reserver->refreshIdle();
+  w.field("idle", m_reserver->idle());
   w.field("drained", m_reserver->drained());
   w.field("database_up", m_reserver->databaseUp());
   w.field("jobs_handed_out", s.jobs_handed_out).field("handed_out_shm", s.handed_out_shm);
