@@ -180,14 +180,20 @@ TEST_F(ReliabilityFarm, TwoHostsShareOneDatabase) {
   ASSERT_TRUE(b.start()) << b.log();
   TempDir out;
   const std::string file = out.file("append.txt");
-  constexpr int kJobs = 20000;
-  auto ids = enqueue("hostq.append", file, kJobs);
+  // 50,000 in all (the size), parked until all are in so that both hosts start together.
+  constexpr int kJobs = 49700;
+  auto ids = enqueue("hostq.append", file, kJobs, {"--queue", "parked"});
   std::map<std::int64_t, std::string> strand_of;
   for (const char* s : {"s1", "s2", "s3"})
-    for (auto id : enqueue("hostq.append", file, 100, {"--strand", s})) {
+    for (auto id : enqueue("hostq.append", file, 100, {"--strand", s, "--queue", "parked"})) {
       strand_of[id] = s;
       ids.push_back(id);
     }
+  {
+    Sql go(url(), schema());
+    go.value("UPDATE delayed_jobs SET queue = 'queue' WHERE queue = 'parked'");
+    go.value("NOTIFY hostq_jobs");
+  }
   std::atomic<bool> stop{false};
   std::atomic<int> worst{0}, samples{0};
   std::thread sampler([&] { sampleStrands(stop, worst, samples); });
