@@ -631,6 +631,7 @@ int Server::run() {
       [url, so]() mutable {
         StoreOptions wo = so;
         wo.application_name = "hostq server writer";
+        wo.nested_loop_joins = true;
         return Store::connect(url, wo);
       },
       [this] { m_segment->ringServerDoorbell(); });
@@ -638,6 +639,7 @@ int Server::run() {
       [url, so]() mutable {
         StoreOptions ro = so;
         ro.application_name = "hostq server reserver";
+        ro.nested_loop_joins = true;
         return Store::connect(url, ro);
       },
       [this] { m_segment->ringServerDoorbell(); });

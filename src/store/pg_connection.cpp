@@ -51,8 +51,11 @@ void PgConnection::open() {
       "hostq_session",
       "SELECT set_config('search_path', CASE WHEN $1 = '' THEN current_setting('search_path') "
       "ELSE quote_ident($1) END, false), set_config('TimeZone', 'UTC', false), "
-      "(extract(epoch FROM clock_timestamp()) * 1000000)::int8"};
-  auto r = exec(kSession, {Param(m_options.schema)}, Phase::Read);
+      "(extract(epoch FROM clock_timestamp()) * 1000000)::int8, "
+      "CASE WHEN $2::bool THEN set_config('enable_hashjoin', 'off', false) END, "
+      "CASE WHEN $2::bool THEN set_config('enable_mergejoin', 'off', false) END"};
+  auto r = exec(kSession, {Param(m_options.schema), Param(m_options.nested_loop_joins ? "true" : "false")},
+                Phase::Read);
   const auto dbNow = r.i64(0, 2);
   const auto localNow = micros(std::chrono::time_point_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now()));
