@@ -52,12 +52,13 @@ const std::vector<Field>& fields() {
 
 // Added after the first release of the output: JSON keys and CSV columns after
 // db_statements_source, so readers of the older layout keep their positions.
-const std::vector<Field>& fairnessFields() {
+const std::vector<Field>& laterFields() {
   static const std::vector<Field> f = {
       {"fairness_min_jobs", [](const RunResult& r) { return r.fairness_min_jobs; }, 0},
       {"fairness_max_jobs", [](const RunResult& r) { return r.fairness_max_jobs; }, 0},
       {"fairness_worst_gap_ratio", [](const RunResult& r) { return r.fairness_worst_gap_ratio; }, 3},
       {"workers_served", [](const RunResult& r) { return r.workers_served; }, 0},
+      {"enqueue_to_start_p999_us", [](const RunResult& r) { return r.enqueue_to_start_p999_us; }, 0},
   };
   return f;
 }
@@ -139,7 +140,7 @@ std::string toJson(const RunResult& r) {
   for (const auto& f : fields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
   o += fmt::format(",\"db_statements_source\":{}",
                    r.db_statements_source.empty() ? "null" : "\"" + r.db_statements_source + "\"");
-  for (const auto& f : fairnessFields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
+  for (const auto& f : laterFields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
   if (!r.error.empty()) {
     std::string e;
     for (char c : r.error) e += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
@@ -153,7 +154,7 @@ std::string toCsv(const std::vector<RunResult>& runs) {
   std::string o = "transport,workers,jobs,payload_bytes,handler,repeat";
   for (const auto& f : fields()) o += std::string(",") + f.name;
   o += ",db_statements_source";
-  for (const auto& f : fairnessFields()) o += std::string(",") + f.name;
+  for (const auto& f : laterFields()) o += std::string(",") + f.name;
   o += "\n";
   for (const auto& r : runs) {
     o += fmt::format("{},{},{},{},{},{}", toString(r.config.transport), r.config.workers, r.config.jobs,
@@ -167,7 +168,7 @@ std::string toCsv(const std::vector<RunResult>& runs) {
     };
     cells(fields());
     o += "," + r.db_statements_source;
-    cells(fairnessFields());
+    cells(laterFields());
     o += "\n";
   }
   return o;
@@ -222,6 +223,7 @@ std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
     m.handoff_p999_us = med([](const RunResult& r) { return r.handoff_p999_us; });
     m.enqueue_to_start_p50_us = med([](const RunResult& r) { return r.enqueue_to_start_p50_us; });
     m.enqueue_to_start_p99_us = med([](const RunResult& r) { return r.enqueue_to_start_p99_us; });
+    m.enqueue_to_start_p999_us = med([](const RunResult& r) { return r.enqueue_to_start_p999_us; });
     m.gap_p50_us = med([](const RunResult& r) { return r.gap_p50_us; });
     m.gap_p99_us = med([](const RunResult& r) { return r.gap_p99_us; });
     m.gap_p999_us = med([](const RunResult& r) { return r.gap_p999_us; });

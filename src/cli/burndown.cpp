@@ -648,6 +648,7 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
       r.handoff_p999_us = jsonNumber(*s, "handoff", "p999_us");
       r.enqueue_to_start_p50_us = jsonNumber(*s, "enqueue_to_start", "p50_us");
       r.enqueue_to_start_p99_us = jsonNumber(*s, "enqueue_to_start", "p99_us");
+      r.enqueue_to_start_p999_us = jsonNumber(*s, "enqueue_to_start", "p999_us");
       r.reservations = jsonNumber(*s, "", "reservations");
       r.max_batch = jsonNumber(*s, "", "max_batch");
       if (const auto counts = workerJobCounts(*s)) {

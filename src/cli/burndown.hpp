@@ -111,7 +111,7 @@ struct RunResult {
   std::optional<double> cpu_workers_us_per_job;
   std::optional<double> cpu_postgres_us_per_job;
   std::optional<double> handoff_p50_us, handoff_p99_us, handoff_p999_us;  ///< server stats
-  std::optional<double> enqueue_to_start_p50_us, enqueue_to_start_p99_us;
+  std::optional<double> enqueue_to_start_p50_us, enqueue_to_start_p99_us, enqueue_to_start_p999_us;
   std::optional<double> gap_p50_us, gap_p99_us, gap_p999_us;  ///< worker side: end of job → start of next
   std::optional<double> server_peak_rss_kb;
   std::optional<double> worker_peak_rss_kb;  ///< the largest worker's

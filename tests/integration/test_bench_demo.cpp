@@ -103,8 +103,9 @@ TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
   const auto o = hostq::cli::json::parseObject(ls[0]);
   for (const char* key : {"transport", "workers", "jobs", "jobs_per_second", "db_statements_per_job", "handoff_p50_us",
                           "handoff_p99_us", "xact_commit_per_job", "cpu_server_us_per_job", "cpu_workers_us_per_job",
-                          "cpu_postgres_us_per_job", "enqueue_to_start_p50_us", "server_peak_rss_kb", "worker_peak_rss_kb",
-                          "job_gap_p50_us"})
+                          "cpu_postgres_us_per_job", "enqueue_to_start_p50_us", "enqueue_to_start_p99_us",
+                          "enqueue_to_start_p999_us", "handoff_p999_us", "server_peak_rss_kb", "worker_peak_rss_kb",
+                          "job_gap_p50_us", "fairness_worst_gap_ratio", "workers_served"})
     EXPECT_NE(find(o, key), nullptr) << "missing " << key << " in " << ls[0];
   ASSERT_NE(find(o, "transport"), nullptr);
   EXPECT_EQ(find(o, "transport")->text, "shm");
@@ -115,6 +116,8 @@ TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
   EXPECT_GT(number(o, "db_statements_per_job"), 0) << ls[0];
   EXPECT_LT(number(o, "db_statements_per_job"), 2) << ls[0];
   EXPECT_GT(number(o, "handoff_p50_us"), 0) << ls[0];
+  EXPECT_GT(number(o, "enqueue_to_start_p999_us"), 0) << ls[0];
+  EXPECT_EQ(number(o, "workers_served"), 2) << ls[0];
   EXPECT_GT(number(o, "server_peak_rss_kb"), 0) << ls[0];
   // Every job was really run and deleted.
   EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 0);
