@@ -167,6 +167,14 @@ std::size_t Reserver::jobsHeld(ClientId id) const noexcept {
   return n;
 }
 
+bool Reserver::holdsAnything(ClientId id) const noexcept {
+  if (id >= m_clients.size() || !m_clients[id].live) return false;
+  if (!m_clients[id].jobs.empty()) return true;
+  for (const auto& [job, h] : m_held)
+    if (h.client == id) return true;
+  return false;
+}
+
 void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
                           SteadyClock::time_point requested_at) {
   if (id >= m_clients.size() || !m_clients[id].live || m_clients[id].detached) return;

@@ -72,6 +72,9 @@ class Reserver {
   void reattachClient(ClientId client, Transport transport);
   /// Jobs the client holds without a result (handed out, not reported).
   std::size_t jobsHeld(ClientId client) const noexcept;
+  /// Jobs handed to the client, reported or not, that are not written yet: what a detach keeps
+  /// (a result's acknowledgement too). Nothing held: nothing to keep.
+  bool holdsAnything(ClientId client) const noexcept;
   /// The client asks for one job (long poll: answered only when a job is assigned).
   void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at);
   /// The client reports a result. Acknowledged through the sink once durable.

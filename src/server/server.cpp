@@ -381,7 +381,7 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
   }
   if (conn.registered && !conn.monitor) {
     const bool died = !conn.goodbye;
-    if (died && conn.process && stillRunning(conn.pid, *conn.process)) {
+    if (died && m_reserver->holdsAnything(conn.client) && conn.process && stillRunning(conn.pid, *conn.process)) {
       // The process lives on (we dropped it, or it gave up on this connection): what it ran it
       // will report after registering again. Rescheduling now would run those jobs twice.
       spdlog::info("worker {} disconnected ({}) but pid {} is alive: keeping its {} job(s) for {} ms", conn.name,
@@ -706,6 +706,17 @@ int Server::run() {
   // Results that workers already wrote into their rings are not lost on the way out.
   drainInbox();
   scanSlots();
+  // A pool stops its workers with us: an idle one that closed its connection a moment ago is
+  // detached while it exits. Give such processes a moment to be gone, so that a job on its way
+  // to one is written back now ("process died", as before detaching existed) instead of staying
+  // locked by a dead pid until this host's next server start.
+  for (const auto until = SteadyClock::now() + std::chrono::seconds(1);
+       !m_detached.empty() && SteadyClock::now() < until;) {
+    m_nextDetachCheck = SteadyClock::time_point{};
+    expireDetached(SteadyClock::now());
+    drainInbox();  // disconnects of workers exiting meanwhile
+    if (!m_detached.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   const bool clean = m_reserver->drain();
   if (!clean) spdlog::error("could not flush everything before exit; the next server start recovers it");
   m_control->broadcast(protocol::Notice{protocol::NoticeKind::Stop, "server stopping"});
