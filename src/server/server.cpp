@@ -627,22 +627,18 @@ int Server::run() {
   for (std::uint32_t i = 0; i < m_segment->capacity(); ++i) m_freeSlots.push_back(i);
   m_buf.resize(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax) + 64);
 
-  m_writer = std::make_unique<ResultWriter>(
-      [url, so]() mutable {
-        StoreOptions wo = so;
-        wo.application_name = "hostq server writer";
-        wo.nested_loop_joins = true;
-        return Store::connect(url, wo);
-      },
-      [this] { m_segment->ringServerDoorbell(); });
-  m_reservations = std::make_unique<ReservationRunner>(
-      [url, so]() mutable {
-        StoreOptions ro = so;
-        ro.application_name = "hostq server reserver";
-        ro.nested_loop_joins = true;
-        return Store::connect(url, ro);
-      },
-      [this] { m_segment->ringServerDoorbell(); });
+  // The writer's and the reserver's own connections: batch statements, nested-loop joins only.
+  auto batchConnection = [url, so](const char* application_name) {
+    return [url, so, application_name] {
+      StoreOptions o = so;
+      o.application_name = application_name;
+      o.nested_loop_joins = true;
+      return Store::connect(url, o);
+    };
+  };
+  auto wake = [this] { m_segment->ringServerDoorbell(); };
+  m_writer = std::make_unique<ResultWriter>(batchConnection("hostq server writer"), wake);
+  m_reservations = std::make_unique<ReservationRunner>(batchConnection("hostq server reserver"), wake);
   m_reserver = std::make_unique<Reserver>(*m_store, *m_writer, *m_reservations, m_o.settings, m_host,
                                           *this, m_stats);
 

@@ -15,6 +15,8 @@
 #include <unordered_set>
 
 #include "hostq/store.hpp"
+
+#include "common/process_probe.hpp"
 #include "store/pg_connection.hpp"
 #include "store/statements.hpp"
 
@@ -111,18 +113,9 @@ std::int64_t nowMicros() {
 /// Start time of a live process in Unix µs (from /proc), or nullopt if unreadable. Resolution is
 /// bounded by /proc/stat's btime, which is whole seconds.
 std::optional<std::int64_t> processStartMicros(int pid) {
-  std::ifstream statFile("/proc/" + std::to_string(pid) + "/stat");
+  const auto process = probeProcess(pid);
+  if (!process) return std::nullopt;
   std::string line;
-  if (!std::getline(statFile, line)) return std::nullopt;
-  const auto close = line.rfind(')');  // comm may contain spaces and parentheses
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(line.substr(close + 2));
-  std::string field;
-  unsigned long long startTicks = 0;
-  // fields after comm start at field 3 (state); starttime is field 22
-  for (int i = 3; i <= 22 && (fields >> field); ++i) {
-    if (i == 22) startTicks = std::stoull(field);
-  }
   std::ifstream procStat("/proc/stat");
   long long btime = -1;
   while (std::getline(procStat, line)) {
@@ -130,7 +123,7 @@ std::optional<std::int64_t> processStartMicros(int pid) {
   }
   const long hz = sysconf(_SC_CLK_TCK);
   if (btime < 0 || hz <= 0) return std::nullopt;
-  return btime * 1'000'000 + static_cast<std::int64_t>(startTicks) * 1'000'000 / hz;
+  return btime * 1'000'000 + static_cast<std::int64_t>(process->start_ticks) * 1'000'000 / hz;
 }
 
 class PgStore final : public Store {

@@ -53,6 +53,28 @@ class ReliabilityFarm : public FarmTest {
     return bad;
   }
 
+  /// `plain` append jobs and three strands of 100, all `flags`, enqueued into a queue nobody
+  /// works and then moved to the farm's queue at once: a quiet machine would otherwise burn most
+  /// of them down while the rest are still being enqueued. Returns every id; `strand_of` maps
+  /// the stranded ones.
+  std::vector<std::int64_t> enqueueAllAtOnce(const std::string& file, int plain, std::vector<std::string> flags,
+                                             std::map<std::int64_t, std::string>& strand_of) {
+    flags.insert(flags.end(), {"--queue", "parked"});
+    auto ids = enqueue("hostq.append", file, plain, flags);
+    for (const char* s : {"s1", "s2", "s3"}) {
+      auto with_strand = flags;
+      with_strand.insert(with_strand.end(), {"--strand", s});
+      for (auto id : enqueue("hostq.append", file, 100, with_strand)) {
+        strand_of[id] = s;
+        ids.push_back(id);
+      }
+    }
+    Sql go(url(), schema());
+    go.value("UPDATE delayed_jobs SET queue = 'queue' WHERE queue = 'parked'");
+    go.value("NOTIFY hostq_jobs");
+    return ids;
+  }
+
   struct SoakFigures {
     int workers_killed = 0;
     int servers_killed = 0;
@@ -74,22 +96,10 @@ class ReliabilityFarm : public FarmTest {
     Farm farm(o);
     EXPECT_TRUE(farm.start()) << farm.log();
     const std::string file = farm.dir() + "/append.txt";
-    // Reruns after a kill wait for inst-jobs' back-off; 10 attempts so that none runs out. The
-    // jobs wait in a queue nobody works until all are in, then move to the farm's queue at once:
-    // a quiet machine would otherwise burn most of them down while the strands are enqueued.
-    auto ids = enqueue("hostq.append", file, jobs, {"--max-attempts", "10", "--queue", "parked"});
+    // Reruns after a kill wait for inst-jobs' back-off; 10 attempts so that none runs out.
     std::map<std::int64_t, std::string> strand_of;
-    for (const char* s : {"s1", "s2", "s3"})
-      for (auto id : enqueue("hostq.append", file, 100, {"--strand", s, "--max-attempts", "10", "--queue", "parked"})) {
-        strand_of[id] = s;
-        ids.push_back(id);
-      }
+    const auto ids = enqueueAllAtOnce(file, jobs, {"--max-attempts", "10"}, strand_of);
     const std::size_t total = ids.size();
-    {
-      Sql go(url(), schema());
-      go.value("UPDATE delayed_jobs SET queue = 'queue' WHERE queue = 'parked'");
-      go.value("NOTIFY hostq_jobs");
-    }
 
     std::atomic<bool> stop{false};
     std::atomic<int> worst{0}, samples{0};
@@ -180,20 +190,9 @@ TEST_F(ReliabilityFarm, TwoHostsShareOneDatabase) {
   ASSERT_TRUE(b.start()) << b.log();
   TempDir out;
   const std::string file = out.file("append.txt");
-  // 50,000 in all (the size), parked until all are in so that both hosts start together.
-  constexpr int kJobs = 49700;
-  auto ids = enqueue("hostq.append", file, kJobs, {"--queue", "parked"});
+  // 50,000 in all (the size), released together so that both hosts start together.
   std::map<std::int64_t, std::string> strand_of;
-  for (const char* s : {"s1", "s2", "s3"})
-    for (auto id : enqueue("hostq.append", file, 100, {"--strand", s, "--queue", "parked"})) {
-      strand_of[id] = s;
-      ids.push_back(id);
-    }
-  {
-    Sql go(url(), schema());
-    go.value("UPDATE delayed_jobs SET queue = 'queue' WHERE queue = 'parked'");
-    go.value("NOTIFY hostq_jobs");
-  }
+  const auto ids = enqueueAllAtOnce(file, 49700, {}, strand_of);
   std::atomic<bool> stop{false};
   std::atomic<int> worst{0}, samples{0};
   std::thread sampler([&] { sampleStrands(stop, worst, samples); });
