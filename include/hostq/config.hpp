@@ -44,6 +44,12 @@ struct ServerSettings {
   /// A live worker whose connection dropped keeps its jobs this long for it to register again
   /// and report them; a worker that died (or did not come back) has them rescheduled.
   std::chrono::milliseconds reconnect_grace{5000};
+  /// Held-lock batch channels (connections that each hold one claim transaction open): the
+  /// claim writes nothing (docs/server.md). 0 = every claim writes its lock, as inst-jobs does.
+  int held_batches = 3;
+  /// The longest a held-lock batch stays open: then its running jobs are promoted to written
+  /// locks and the rest is committed. Bounds the transaction's age (vacuum horizon).
+  std::chrono::milliseconds batch_max_open{200};
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).

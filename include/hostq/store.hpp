@@ -51,6 +51,9 @@ struct ReserveRequest {
   int prefetch = 0;            ///< extra rows locked by prefetch_owner
   std::string prefetch_owner;  ///< required when prefetch > 0
   std::chrono::microseconds forced_latency{0};
+  /// Only singleton jobs (the server's held-lock mode claims everything else without writing,
+  /// but a singleton's uniqueness is keyed on its written lock).
+  bool singletons_only = false;
 };
 
 struct ReserveResult {
@@ -121,6 +124,10 @@ struct StoreOptions {
   /// sees a shrinking table the planner prefers a hash join over a sequential scan of all of it:
   /// measured 130-149 ms per 2,000-row reservation instead of 35-48 ms.
   bool nested_loop_joins = false;
+  /// PostgreSQL's idle_in_transaction_session_timeout for the session (0 = the server's
+  /// default). The server's held-lock batch connections set it well above their batch bound, so
+  /// a server that stops mid-batch without closing its connection gives its claims back anyway.
+  std::chrono::milliseconds idle_in_transaction_timeout{0};
 };
 
 struct QueueCount {

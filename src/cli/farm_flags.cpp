@@ -29,6 +29,8 @@ void addServerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--prefetched-jobs-timeout", f.prefetched_jobs_timeout, "prefetched jobs older than this go back (30s)");
   cmd.add_option("--restart-grace", f.restart_grace, "after a restart, wait this for workers to reclaim their jobs");
   cmd.add_option("--reconnect-grace", f.reconnect_grace, "a live worker that lost its connection keeps its jobs this long (5s)");
+  cmd.add_option("--held-batches", f.held_batches, "held-lock batch connections (claims that write nothing); 0 = written locks (3)");
+  cmd.add_option("--batch-max-open", f.batch_max_open, "longest a held-lock batch stays open before its running jobs are promoted (200ms)");
   cmd.add_option("--slow-exit-timeout", f.slow_exit_timeout, "graceful-stop window before TERM, then KILL (20s)");
   cmd.add_flag("--forced-latency", f.forced_latency, "inst-jobs' idle-host latency for multi-host farms");
   cmd.add_option("--max-workers", f.max_workers, "shared-memory slots; more workers use the socket");
@@ -76,6 +78,8 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (f.prefetched_jobs_timeout) v.prefetched_jobs_timeout = duration(f.prefetched_jobs_timeout, "--prefetched-jobs-timeout");
   if (f.restart_grace) v.restart_grace = duration(f.restart_grace, "--restart-grace");
   if (f.reconnect_grace) v.reconnect_grace = duration(f.reconnect_grace, "--reconnect-grace");
+  if (f.held_batches) v.held_batches = *f.held_batches;
+  if (f.batch_max_open) v.batch_max_open = duration(f.batch_max_open, "--batch-max-open");
   if (f.slow_exit_timeout) s.slow_exit_timeout = duration(f.slow_exit_timeout, "--slow-exit-timeout");
   if (f.forced_latency) v.forced_latency = true;
   if (f.max_workers) v.max_workers = *f.max_workers;
@@ -85,6 +89,8 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (f.no_process_titles) s.process_titles = false;
   if (v.fetch_batch_size < 1 || v.max_batch < 1 || v.flush_batch < 1 || v.max_workers < 0)
     throw ValidationError("batch sizes must be at least 1");
+  if (v.held_batches < 0 || v.held_batches > 16) throw ValidationError("--held-batches: 0 to 16");
+  if (v.batch_max_open.count() < 1) throw ValidationError("--batch-max-open: at least 1ms");
   return s;
 }
 

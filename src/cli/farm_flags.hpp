@@ -31,6 +31,8 @@ struct FarmFlags {
   std::optional<std::string> prefetched_jobs_timeout;
   std::optional<std::string> restart_grace;
   std::optional<std::string> reconnect_grace;
+  std::optional<int> held_batches;
+  std::optional<std::string> batch_max_open;
   std::optional<std::string> slow_exit_timeout;
   bool forced_latency = false;
   std::optional<int> max_workers;

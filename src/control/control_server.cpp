@@ -131,6 +131,7 @@ struct ControlServer::Impl {
   std::atomic<std::size_t> connCount{0};
   ConnId nextId = 1;
   UniqueFd lockFd;
+  bool replacedStale = false;
   dev_t sockDev = 0;
   ino_t sockIno = 0;
   bool stopped = false;
@@ -170,6 +171,7 @@ struct ControlServer::Impl {
       if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         setupFail("cannot remove stale socket " + path + ": " + errnoText(errno));
       spdlog::info("control: replaced stale socket {} (connect: {})", path, errnoText(probe));
+      replacedStale = true;
     } else if (errno != ENOENT) {
       setupFail("cannot stat " + path + ": " + errnoText(errno));
     }
@@ -532,6 +534,8 @@ ControlServer::ControlServer(ControlServerOptions options, ControlHandler& handl
   m_impl->bindSocket();
   spdlog::info("control: listening on {}", m_impl->opt.socket_path);
 }
+
+bool ControlServer::replacedStaleSocket() const noexcept { return m_impl->replacedStale; }
 
 void ControlServer::start() {
   if (m_impl->thread.joinable() || m_impl->stopped) return;

@@ -109,6 +109,9 @@ class ControlServer {
   /// Open connections (all states). Approximate when read from another thread.
   std::size_t connectionCount() const noexcept;
   const std::string& socketPath() const noexcept;
+  /// The socket file of a dead server was replaced at start: this is a restart, and that
+  /// server's workers may be reconnecting with jobs and results to report.
+  bool replacedStaleSocket() const noexcept;
 
  private:
   struct Impl;

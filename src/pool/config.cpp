@@ -309,6 +309,12 @@ class Loader {
         {"idle_hook", [&](auto& v, auto& w) { s.idle_hook = string(v, w); }},
         {"restart_grace", [&](auto& v, auto& w) { s.restart_grace = duration(v, w); }},
         {"reconnect_grace", [&](auto& v, auto& w) { s.reconnect_grace = duration(v, w); }},
+        {"held_batches", [&](auto& v, auto& w) { s.held_batches = count(v, w, 0); }},
+        {"batch_max_open",
+         [&](auto& v, auto& w) {
+           s.batch_max_open = duration(v, w, false);
+           if (s.batch_max_open.count() < 1) fail(v, w, "must be at least 1ms");
+         }},
     };
     for (const auto& [key, value] : entries(node, "server")) {
       const std::string where = "server." + key;

@@ -26,7 +26,7 @@ TimePoint systemNow() {
 
 Reserver::Reserver(Store& store, ResultWriter& writer, ReservationRunner& reservations,
                    const ServerSettings& settings, std::string host, ReserverSink& sink,
-                   ServerStats& stats)
+                   ServerStats& stats, std::vector<BatchChannel*> channels)
     : m_store(store),
       m_writer(writer),
       m_reservations(reservations),
@@ -34,7 +34,9 @@ Reserver::Reserver(Store& store, ResultWriter& writer, ReservationRunner& reserv
       m_host(std::move(host)),
       m_prefetchOwner("prefetch:" + m_host),
       m_sink(sink),
-      m_stats(stats) {
+      m_stats(stats),
+      m_channels(std::move(channels)),
+      m_batches(m_channels.size()) {
   const auto now = SteadyClock::now();
   m_startedAt = now;
   // The first global purge lands at a random point of the first interval, so that servers that
@@ -82,12 +84,21 @@ ClientId Reserver::addClient(std::string name, int pid, const WorkerConfig& conf
     h.uncertain = true;
     h.transfer_pending = true;
     m_held.emplace(job, h);
-    m_pendingTransfers.push_back(LockTransfer{job, m_prefetchOwner, c.name});
+    adopt(job, c.name);
     c.jobs.push_back(job);
     c.state = ClientState::Working;
     if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
   }
   return id;
+}
+
+void Reserver::adopt(JobId job, const std::string& worker) {
+  // The row is locked by our prefetch owner (the old server never wrote the transfer), or it is
+  // unlocked: a held-lock batch's claim died with the old server, or the start-up release freed
+  // it. Either way nobody else holds it, so it becomes the worker's; one CAS row of each
+  // matches at most. A row locked by anyone else is not taken (the result then mismatches).
+  m_pendingTransfers.push_back(LockTransfer{job, m_prefetchOwner, worker});
+  m_pendingTransfers.push_back(LockTransfer{job, std::string(), worker});
 }
 
 void Reserver::dropFromWaiting(ClientId c) {
@@ -101,7 +112,8 @@ void Reserver::removeClient(ClientId id, bool died) {
   dropFromWaiting(id);
   auto& r = m_groups[c.group].reserving;
   r.erase(std::remove(r.begin(), r.end(), id), r.end());
-  for (JobId job : c.jobs) {
+  const std::vector<JobId> jobs = c.jobs;  // undelivered() edits c.jobs
+  for (JobId job : jobs) {
     auto it = m_held.find(job);
     if (it == m_held.end() || it->second.result_pending) continue;
     // A job the worker held when it went away: it may have run part-way, so it counts as an
@@ -110,26 +122,31 @@ void Reserver::removeClient(ClientId id, bool died) {
     if (!died && c.reattached) {
       // Reconnected only to say goodbye (a stopping worker flushing its results): a job it
       // still holds was handed out while it was away and never reached it.
-      queueUnlock(job, it->second.db_owner);
-      m_held.erase(it);
+      undelivered(id, job);
       continue;
     }
     if (!died) spdlog::warn("worker {} left cleanly while holding job {}", c.name, job);
-    it->second.result_pending = true;
-    it->second.client = kNoClient;
     JobResult r;
     r.id = job;
     r.success = false;
     r.error = "process died";
-    m_pendingFail.push_back(PendingResult{kNoClient, r, it->second.db_owner});
+    it->second.client = kNoClient;
+    queueResult(PendingResult{kNoClient, r, it->second.db_owner}, &it->second);
     ++m_stats.jobs_rescheduled_died;
-    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
   }
   // Results already reported stay pending and are written; their acks go nowhere.
-  for (auto& p : m_pendingComplete)
-    if (p.client == id) p.client = kNoClient;
-  for (auto& p : m_pendingFail)
-    if (p.client == id) p.client = kNoClient;
+  auto orphan = [id](std::vector<PendingResult>& v) {
+    for (auto& p : v)
+      if (p.client == id) p.client = kNoClient;
+  };
+  orphan(m_pendingComplete);
+  orphan(m_pendingFail);
+  for (auto& b : m_batches) {
+    orphan(b.completes);
+    orphan(b.fails);
+    orphan(b.closing_completes);
+    orphan(b.closing_fails);
+  }
   for (auto& [job, h] : m_held)
     if (h.client == id) h.client = kNoClient;
   --m_groups[c.group].workers;
@@ -202,12 +219,10 @@ void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
 }
 
 void Reserver::reportResult(ClientId id, const JobResult& result) {
-  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
   auto it = m_held.find(result.id);
   std::string owner;
   if (it != m_held.end()) {
     if (it->second.result_pending) return;  // a duplicate report; the first one wins
-    it->second.result_pending = true;
     owner = it->second.db_owner;
   } else {
     // Not ours: a result resent after a server restart (or a confused peer). The row is locked
@@ -221,8 +236,8 @@ void Reserver::reportResult(ClientId id, const JobResult& result) {
     h.result_pending = true;
     h.uncertain = true;
     h.transfer_pending = true;
-    m_held.emplace(result.id, h);
-    m_pendingTransfers.push_back(LockTransfer{result.id, m_prefetchOwner, owner});
+    it = m_held.emplace(result.id, h).first;
+    adopt(result.id, owner);
   }
   if (id < m_clients.size() && m_clients[id].live) {
     auto& jobs = m_clients[id].jobs;
@@ -231,8 +246,21 @@ void Reserver::reportResult(ClientId id, const JobResult& result) {
     if (jobs.empty() && m_clients[id].state == ClientState::Working)
       m_clients[id].state = ClientState::Idle;
   }
-  (result.success ? m_pendingComplete : m_pendingFail)
-      .push_back(PendingResult{id, result, std::move(owner)});
+  queueResult(PendingResult{id, result, std::move(owner)}, &it->second);
+}
+
+void Reserver::queueResult(PendingResult p, Held* h) {
+  if (h != nullptr && h->batch >= 0 && !h->promote_inflight) {
+    // Claimed by an open batch: written by its close, in its transaction.
+    Batch& b = m_batches[static_cast<std::size_t>(h->batch)];
+    if (b.outstanding > 0) --b.outstanding;
+    h->result_pending = true;
+    (p.result.success ? b.completes : b.fails).push_back(std::move(p));
+    return;
+  }
+  if (h != nullptr) h->result_pending = true;
+  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+  (p.result.success ? m_pendingComplete : m_pendingFail).push_back(std::move(p));
 }
 
 void Reserver::queueUnlock(JobId id, const std::string& owner) {
@@ -245,7 +273,12 @@ void Reserver::undelivered(ClientId id, JobId job) {
   if (it == m_held.end() || it->second.result_pending) return;
   // Never reached the worker: a plain unlock, no attempt (inst-jobs §2.4). With its transfer
   // in the writer's batch, the row's owner is known only when that batch commits.
-  if (it->second.transfer_inflight) {
+  if (it->second.batch >= 0 && !it->second.promote_inflight) {
+    // Claimed by an open batch: its COMMIT gives the row back.
+    Batch& b = m_batches[static_cast<std::size_t>(it->second.batch)];
+    if (b.outstanding > 0) --b.outstanding;
+    m_held.erase(it);
+  } else if (it->second.transfer_inflight || it->second.promote_inflight) {
     it->second.release_after_transfer = true;
     it->second.client = kNoClient;
   } else {
@@ -260,13 +293,20 @@ void Reserver::undelivered(ClientId id, JobId job) {
   }
 }
 
-void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer) {
+void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer, int batch) {
   (void)g;
   Client& c = m_clients[id];
   const auto now = SteadyClock::now();
   Held h;
   h.client = id;
-  h.db_owner = needs_transfer ? m_prefetchOwner : c.name;
+  h.batch = batch;
+  if (batch >= 0) {
+    needs_transfer = false;  // the batch's row lock is the claim; the close writes what is needed
+    Batch& b = m_batches[static_cast<std::size_t>(batch)];
+    ++b.outstanding;
+    b.handed.push_back(job.id);
+  }
+  h.db_owner = batch >= 0 ? std::string() : needs_transfer ? m_prefetchOwner : c.name;
   h.transfer_pending = needs_transfer;
   h.stranded = job.strand.has_value() || job.singleton.has_value();
   h.handed_at = now;
@@ -294,38 +334,60 @@ bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
   while (!g.waiting.empty() && !g.prefetched.empty()) {
     ClientId c = g.waiting.front();
     g.waiting.pop_front();
-    Job job = std::move(g.prefetched.front().job);
+    Prefetched p = std::move(g.prefetched.front());
     g.prefetched.pop_front();
+    if (p.batch >= 0) {
+      --m_batches[static_cast<std::size_t>(p.batch)].unhanded;
+      m_heldPrefetched.erase(p.job.id);
+    }
     ++m_stats.handed_from_prefetch;
     ++g.handed_since;
-    handOut(g, c, std::move(job), true);
+    handOut(g, c, std::move(p.job), true, p.batch);
     did = true;
   }
-  if (m_draining || !m_dbUp || !m_startupReleased || !g.reserving.empty() || m_reservations.busy())
+  if (m_draining || !m_startupReleased) return did;
+  const bool want = !g.waiting.empty() || (g.workers > 0 && g.prefetched.size() < lowWater(g));
+  if (!want) return did;
+  if (heldMode()) {
+    // Singletons keep the written-lock claim (their unique indexes are keyed on locked_by),
+    // asked for beside the held claims of everything else.
+    const bool singletons_ok =
+        !g.singletons_exhausted || now - g.singletons_at >= m_settings.poll_interval;
+    if (singletons_ok && m_dbUp && !m_reservations.busy()) did |= reserveSingletons(gi, now);
+    const bool retry_ok = !g.exhausted || now - g.exhausted_at >= m_settings.poll_interval;
+    if (retry_ok && m_opening < 0 && (!g.waiting.empty() || !g.exhausted)) did |= openBatchFor(gi, now);
     return did;
+  }
+  if (!m_dbUp || !g.reserving.empty() || m_reservations.busy()) return did;
   const bool retry_ok = !g.exhausted || now - g.exhausted_at >= m_settings.poll_interval;
   if (!retry_ok) return did;
+  if (!g.waiting.empty() || !g.exhausted) did |= reserveFor(gi, now);
+  return did;
+}
+
+std::size_t Reserver::lowWater(const Group& g) const noexcept {
   // Reserve when workers wait, and also ahead of need while a backlog exists, so that a worker
   // finishing a job finds the next one in memory instead of waiting for a round trip: the low
   // water mark covers one reservation latency (and half again) at the recent hand-out rate. A
   // fixed mark of a few jobs per worker let a fast farm drain 2,000 prefetched jobs and then
   // idle for the whole next statement (the bench's 42 ms p99.9 hand-off).
   const double ahead = g.rate_per_s * std::chrono::duration<double>(g.reserve_latency).count() * 1.5;
-  const std::size_t low_water = std::clamp<std::size_t>(
-      static_cast<std::size_t>(ahead), static_cast<std::size_t>(std::max(g.workers, 1)) * 2,
-      static_cast<std::size_t>(std::max(m_settings.max_batch, 1)));
-  if (!g.waiting.empty() || (!g.exhausted && g.workers > 0 && g.prefetched.size() < low_water))
-    did |= reserveFor(gi, now);
-  return did;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(ahead),
+                                 static_cast<std::size_t>(std::max(g.workers, 1)) * 2,
+                                 static_cast<std::size_t>(std::max(m_settings.max_batch, 1)));
+}
+
+int Reserver::claimLimit(Group& g) const noexcept {
+  const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
+  if (g.batch < base) g.batch = base;
+  const int waiting = static_cast<int>(g.waiting.size());
+  return std::min(std::max(g.batch, waiting), std::max(m_settings.max_batch, waiting));
 }
 
 bool Reserver::reserveFor(std::size_t gi, SteadyClock::time_point now) {
   if (m_reservations.busy()) return false;
   Group& g = m_groups[gi];
-  const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
-  if (g.batch < base) g.batch = base;
-  const int limit = std::min(std::max(g.batch, static_cast<int>(g.waiting.size())),
-                             std::max(m_settings.max_batch, static_cast<int>(g.waiting.size())));
+  const int limit = claimLimit(g);
   ReserveRequest req;
   req.queue = g.config.queue;
   req.min_priority = g.config.min_priority;
@@ -361,6 +423,10 @@ bool Reserver::collectReservation(SteadyClock::time_point now) {
   if (out->error) {
     ++m_stats.db_errors;
     requeue(named);
+    if (out->request.singletons_only) {
+      g.singletons_exhausted = true;
+      g.singletons_at = now;
+    }
     if (out->kind == DbErrorKind::ConnectionLost || out->kind == DbErrorKind::InDoubt) {
       spdlog::warn("reserve: database connection lost ({}); reconciling", *out->error);
       m_reserveInDoubt = true;
@@ -374,31 +440,25 @@ bool Reserver::collectReservation(SteadyClock::time_point now) {
     return true;
   }
   ++m_stats.statements.reserve;
-  ++m_stats.reservations;
-  g.reserve_latency = now - g.reserve_started;
-  if (g.rate_since != SteadyClock::time_point{} && now > g.rate_since) {
-    const double secs = std::chrono::duration<double>(now - g.rate_since).count();
-    const double rate = static_cast<double>(g.handed_since) / secs;
-    g.rate_per_s = g.rate_per_s == 0 ? rate : 0.5 * g.rate_per_s + 0.5 * rate;
-  }
-  g.handed_since = 0;
-  g.rate_since = now;
   auto& result = out->result;
   const std::size_t got = result.assigned.size() + result.prefetched.size();
   const std::size_t limit = out->request.worker_names.size() + static_cast<std::size_t>(std::max(0, out->request.prefetch));
-  const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
   m_stats.reserved_rows += got;
-  m_stats.batch_sizes.record(got);
-  m_stats.max_batch_seen = std::max<std::uint64_t>(m_stats.max_batch_seen, got);
-  if (got < limit) {
-    g.exhausted = true;
-    g.exhausted_at = now;
-    g.batch = base;
-    if (got == 0) ++m_stats.empty_reservations;
-  } else {
-    g.exhausted = false;
-    g.batch = std::min(g.batch * 2, std::max(m_settings.max_batch, base));
+  if (!out->request.singletons_only) ++m_stats.reservations;
+  if (out->request.singletons_only) {
+    // Beside the held claims: only the singletons' own exhaustion is tracked. Each goes into
+    // the prefetched list at its priority, ahead of held rows of lower priority.
+    g.singletons_exhausted = got < limit;
+    g.singletons_at = now;
+    for (auto& job : result.prefetched) {
+      auto at = std::find_if(g.prefetched.begin(), g.prefetched.end(),
+                             [&](const Prefetched& p) { return p.job.priority > job.priority; });
+      g.prefetched.insert(at, Prefetched{std::move(job), now, -1});
+    }
+    serveGroup(out->group, now);
+    return true;
   }
+  noteClaim(g, got, limit, g.reserve_started, now);
   // Rows 1..k went to the named workers, in FIFO order. A worker that went away meanwhile (or a
   // name we do not know: never trust it) gets nothing: its row goes back.
   std::unordered_map<std::string, ClientId> by_name;
@@ -419,9 +479,280 @@ bool Reserver::collectReservation(SteadyClock::time_point now) {
   for (ClientId c : named)
     if (by_name.count(m_clients[c].name) && by_name[m_clients[c].name] == c) unserved.push_back(c);
   requeue(unserved);
-  for (auto& job : result.prefetched) g.prefetched.push_back(Prefetched{std::move(job), now});
+  for (auto& job : result.prefetched) g.prefetched.push_back(Prefetched{std::move(job), now, -1});
   serveGroup(out->group, now);
   return true;
+}
+
+void Reserver::noteClaim(Group& g, std::size_t got, std::size_t limit,
+                         SteadyClock::time_point started, SteadyClock::time_point now) {
+  g.reserve_latency = now - started;
+  if (g.rate_since != SteadyClock::time_point{} && now > g.rate_since) {
+    const double secs = std::chrono::duration<double>(now - g.rate_since).count();
+    const double rate = static_cast<double>(g.handed_since) / secs;
+    g.rate_per_s = g.rate_per_s == 0 ? rate : 0.5 * g.rate_per_s + 0.5 * rate;
+  }
+  g.handed_since = 0;
+  g.rate_since = now;
+  const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
+  m_stats.batch_sizes.record(got);
+  m_stats.max_batch_seen = std::max<std::uint64_t>(m_stats.max_batch_seen, got);
+  if (got < limit) {
+    g.exhausted = true;
+    g.exhausted_at = now;
+    g.batch = base;
+    if (got == 0) ++m_stats.empty_reservations;
+  } else {
+    g.exhausted = false;
+    g.batch = std::min(g.batch * 2, std::max(m_settings.max_batch, base));
+  }
+}
+
+// --- held-lock batches ------------------------------------------------------------------------
+
+std::size_t Reserver::batchesInUse() const noexcept {
+  std::size_t n = 0;
+  for (const auto& b : m_batches) n += b.state != Batch::State::Free ? 1 : 0;
+  return n;
+}
+
+bool Reserver::reserveSingletons(std::size_t gi, SteadyClock::time_point now) {
+  Group& g = m_groups[gi];
+  ReserveRequest req;
+  req.queue = g.config.queue;
+  req.min_priority = g.config.min_priority;
+  req.max_priority = g.config.max_priority;
+  req.prefetch = std::max({g.workers, g.config.workers, 1});
+  req.prefetch_owner = m_prefetchOwner;
+  req.singletons_only = true;
+  g.singletons_exhausted = true;  // until it comes back: one in flight per group
+  g.singletons_at = now;
+  m_reservations.submit(gi, std::move(req));
+  return true;
+}
+
+bool Reserver::openBatchFor(std::size_t gi, SteadyClock::time_point now) {
+  int free = -1;
+  for (std::size_t i = 0; i < m_batches.size(); ++i)
+    if (m_batches[i].state == Batch::State::Free && !m_channels[i]->busy()) {
+      free = static_cast<int>(i);
+      break;
+    }
+  if (free < 0) return false;
+  Group& g = m_groups[gi];
+  const int limit = claimLimit(g);
+  BatchWork w;
+  w.kind = BatchWork::Kind::Open;
+  w.group = gi;
+  w.limit = limit;
+  w.request.queue = g.config.queue;
+  w.request.min_priority = g.config.min_priority;
+  w.request.max_priority = g.config.max_priority;
+  if (m_settings.forced_latency && allIdle())
+    w.request.forced_latency = std::chrono::duration_cast<std::chrono::microseconds>(
+        m_settings.forced_latency_amount);
+  Batch& b = m_batches[static_cast<std::size_t>(free)];
+  b = Batch{};
+  b.state = Batch::State::Opening;
+  b.group = gi;
+  b.opened_at = now;
+  g.reserve_started = now;
+  m_opening = free;
+  m_channels[static_cast<std::size_t>(free)]->submit(std::move(w));
+  return true;
+}
+
+bool Reserver::collectBatches(SteadyClock::time_point now) {
+  bool did = false;
+  for (std::size_t i = 0; i < m_channels.size(); ++i) {
+    auto out = m_channels[i]->take();
+    if (!out) continue;
+    did = true;
+    m_stats.db_busy_ns += out->busy_ns;
+    m_stats.db_statement.record(out->busy_ns);
+    if (out->reconnected) ++m_stats.db_reconnects;
+    if (out->kind == BatchWork::Kind::Open) {
+      m_stats.statements.claim += static_cast<std::uint64_t>(out->statements);
+      applyOpen(static_cast<int>(i), *out, now);
+    } else {
+      m_stats.statements.close += static_cast<std::uint64_t>(out->statements);
+      applyClose(static_cast<int>(i), *out);
+    }
+  }
+  return did;
+}
+
+void Reserver::applyOpen(int bi, BatchOutcome& out, SteadyClock::time_point now) {
+  Batch& b = m_batches[static_cast<std::size_t>(bi)];
+  Group& g = m_groups[out.group];
+  if (m_opening == bi) m_opening = -1;
+  if (out.error) {
+    // Nothing was written: the claim is simply gone. Ask again after a pause, not at once.
+    ++m_stats.db_errors;
+    b = Batch{};
+    g.exhausted = true;
+    g.exhausted_at = now - m_settings.poll_interval + std::chrono::milliseconds(100);
+    if (out.error_kind == DbErrorKind::GiveUp) throw DbError(out.error_kind, "", "claim: " + *out.error);
+    spdlog::warn("claim: {}", *out.error);
+    return;
+  }
+  ++m_stats.reservations;
+  ++m_stats.held_batches_opened;
+  m_stats.reserved_rows += out.jobs.size();
+  noteClaim(g, out.jobs.size(), static_cast<std::size_t>(out.limit), g.reserve_started, now);
+  b.state = Batch::State::Open;
+  for (auto& job : out.jobs) {
+    // A row we already hold (handed out, or unhanded in another batch) whose earlier claim was
+    // lost: that claim's owner still runs or hands it out; this batch only keeps it locked.
+    if (m_held.count(job.id) || m_heldPrefetched.count(job.id)) {
+      ++m_stats.held_collisions;
+      continue;
+    }
+    m_heldPrefetched.insert(job.id);
+    g.prefetched.push_back(Prefetched{std::move(job), now, bi});
+    ++b.rows;
+    ++b.unhanded;
+  }
+  serveGroup(out.group, now);
+}
+
+bool Reserver::closeDueBatches(SteadyClock::time_point now) {
+  bool did = false;
+  for (std::size_t i = 0; i < m_batches.size(); ++i) {
+    Batch& b = m_batches[i];
+    if (b.state != Batch::State::Open || m_channels[i]->busy()) continue;
+    const bool done = b.unhanded == 0 && b.outstanding == 0;
+    if (done || m_draining || now - b.opened_at >= m_settings.batch_max_open) {
+      submitClose(static_cast<int>(i));
+      did = true;
+    }
+  }
+  return did;
+}
+
+void Reserver::submitClose(int bi) {
+  Batch& b = m_batches[static_cast<std::size_t>(bi)];
+  // Rows nobody took go back with the COMMIT.
+  if (b.unhanded > 0) {
+    auto& list = m_groups[b.group].prefetched;
+    for (auto it = list.begin(); it != list.end();) {
+      if (it->batch == bi) {
+        m_heldPrefetched.erase(it->job.id);
+        it = list.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    m_stats.held_released += b.unhanded;
+    b.unhanded = 0;
+    m_groups[b.group].exhausted = false;  // they are runnable again
+  }
+  BatchWork w;
+  w.kind = BatchWork::Kind::Close;
+  w.group = b.group;
+  for (JobId id : b.handed) {
+    // Still running at the close: its lock is written (promotion), so it stays claimed after
+    // the COMMIT, as an ordinary inst-jobs lock under the worker's name.
+    auto it = m_held.find(id);
+    if (it == m_held.end() || it->second.batch != bi || it->second.result_pending) continue;
+    const ClientId c = it->second.client;
+    const std::string name = c < m_clients.size() && m_clients[c].live ? m_clients[c].name : std::string();
+    if (name.empty()) continue;  // cannot happen: a running job's worker is live or detached
+    it->second.promote_inflight = true;
+    b.promoting.emplace_back(id, name);
+    w.close.promotions.push_back(LockTransfer{id, std::string(), name});
+  }
+  b.closing_completes = std::move(b.completes);
+  b.closing_fails = std::move(b.fails);
+  b.completes.clear();
+  b.fails.clear();
+  for (auto& p : b.closing_completes) w.close.completes.push_back(p.result.id);
+  for (auto& p : b.closing_fails) {
+    Failure f;
+    f.id = p.result.id;
+    f.error = p.result.error;
+    f.run_at = p.result.run_at;
+    f.count_attempt = p.result.count_attempt;
+    f.permanent = p.result.permanent;
+    w.close.failures.push_back(std::move(f));
+  }
+  b.state = Batch::State::Closing;
+  m_channels[static_cast<std::size_t>(bi)]->submit(std::move(w));
+}
+
+void Reserver::applyClose(int bi, BatchOutcome& out) {
+  Batch& b = m_batches[static_cast<std::size_t>(bi)];
+  if (out.error) {
+    ++m_stats.db_errors;
+    batchLost(bi, *out.error);
+    if (out.error_kind == DbErrorKind::GiveUp)
+      throw DbError(out.error_kind, "", "closing a batch: " + *out.error);
+    return;
+  }
+  const auto open_ns = nanosSince(b.opened_at, SteadyClock::now());
+  m_stats.held_open_time.record(open_ns);
+  m_stats.held_batch_jobs.record(b.handed.size());
+  m_stats.held_batch_jobs_sum += b.handed.size();
+  ++m_stats.held_batches_closed;
+  std::map<ClientId, std::vector<JobId>> acks;
+  const bool may_unblock = settle(b.closing_completes, out.closed.completes, b.closing_fails,
+                                  out.closed.failures, acks);
+  m_stats.held_promotions += out.closed.promotions.applied.size();
+  for (auto& [id, name] : b.promoting) endPromotion(id, name, true);
+  if (!out.closed.promotions.mismatched.empty())
+    spdlog::warn("{} promotions found their row changed under the batch's own lock",
+                 out.closed.promotions.mismatched.size());
+  for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+  b = Batch{};
+  if (may_unblock) jobsMayExist();
+}
+
+void Reserver::endPromotion(JobId id, const std::string& worker, bool written) {
+  auto it = m_held.find(id);
+  if (it == m_held.end()) return;
+  Held& h = it->second;
+  h.batch = -1;
+  h.promote_inflight = false;
+  h.db_owner = worker;
+  if (h.release_after_transfer) {  // never reached the worker
+    queueUnlock(id, worker);
+    m_held.erase(it);
+    return;
+  }
+  if (written) return;
+  // The close was lost: the lock is written now, from unlocked. Uncertain like an adoption: a
+  // mismatch means the in-doubt COMMIT did promote it, and the owner is the worker either way.
+  h.uncertain = true;
+  h.transfer_pending = true;
+  m_pendingTransfers.push_back(LockTransfer{id, std::string(), worker});
+  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+}
+
+void Reserver::batchLost(int bi, const std::string& why) {
+  Batch& b = m_batches[static_cast<std::size_t>(bi)];
+  ++m_stats.held_batches_lost;
+  const std::size_t exposed = b.closing_completes.size() + b.closing_fails.size() + b.promoting.size();
+  m_stats.held_lost_jobs += exposed;
+  spdlog::warn("held batch lost ({}): {} results and {} running jobs go through the writer", why,
+               b.closing_completes.size() + b.closing_fails.size(), b.promoting.size());
+  // The rows are unlocked now (rolled back), or written (an in-doubt COMMIT that happened).
+  // Results: compare-and-set against an unlocked row; a row gone or locked by someone else
+  // meanwhile is a mismatch (the job may run again: counted in held_lost_jobs).
+  for (auto& p : b.closing_completes) {
+    p.db_owner.clear();
+    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+    m_pendingComplete.push_back(std::move(p));
+  }
+  for (auto& p : b.closing_fails) {
+    p.db_owner.clear();
+    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+    m_pendingFail.push_back(std::move(p));
+  }
+  for (auto& [id, h] : m_held)
+    if (h.batch == bi && !h.promote_inflight) h.batch = -1;  // results above: now the writer's
+  for (auto& [id, name] : b.promoting) endPromotion(id, name, false);
+  b = Batch{};
+  jobsMayExist();
 }
 
 bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
@@ -434,6 +765,8 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
     auto it = m_held.find(p.result.id);
     if (it == m_held.end()) return true;
     if (it->second.uncertain && it->second.transfer_pending) return false;
+    // Claimed by a batch whose close (in flight) writes its lock: the owner is known after it.
+    if (it->second.promote_inflight) return false;
     // The row's owner changes when the batch in flight commits; the CAS must use the new one.
     if (it->second.transfer_inflight) return false;
     if (it->second.transfer_pending) it->second.transfer_pending = false;
@@ -494,6 +827,34 @@ bool Reserver::collectWrites() {
   return true;
 }
 
+bool Reserver::settle(const std::vector<PendingResult>& completes, const BatchResult& completed,
+                      const std::vector<PendingResult>& fails, const std::vector<FailResult>& failed,
+                      std::map<ClientId, std::vector<JobId>>& acks) {
+  bool may_unblock = false;
+  m_stats.jobs_completed += completed.applied.size();
+  m_stats.result_mismatches += completed.mismatched.size();
+  for (auto& p : completes) {
+    auto it = m_held.find(p.result.id);
+    if (it != m_held.end()) {
+      may_unblock |= it->second.stranded;
+      m_held.erase(it);
+    }
+    if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+  }
+  for (auto& fr : failed) {
+    if (fr.outcome == FailOutcome::Mismatch)
+      ++m_stats.result_mismatches;
+    else
+      ++m_stats.jobs_failed;
+  }
+  for (auto& p : fails) {
+    m_held.erase(p.result.id);
+    if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+    may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
+  }
+  return may_unblock;
+}
+
 void Reserver::applyWrites(WriteOutcome& out) {
   m_stats.db_busy_ns += out.busy_ns;
   m_stats.db_errors += out.errors;
@@ -543,35 +904,10 @@ void Reserver::applyWrites(WriteOutcome& out) {
       spdlog::warn("job {}: prefetch lock lost before transfer", id);
     }
   }
-  bool may_unblock = false;
   std::map<ClientId, std::vector<JobId>> acks;
-  if (!in.completes.empty()) {
-    ++m_stats.statements.complete;
-    m_stats.jobs_completed += out.completes.applied.size();
-    m_stats.result_mismatches += out.completes.mismatched.size();
-    for (auto& p : in.completes) {
-      auto it = m_held.find(p.result.id);
-      if (it != m_held.end()) {
-        may_unblock |= it->second.stranded;
-        m_held.erase(it);
-      }
-      if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
-    }
-  }
-  if (!in.fails.empty()) {
-    ++m_stats.statements.fail;
-    for (auto& fr : out.failures) {
-      if (fr.outcome == FailOutcome::Mismatch)
-        ++m_stats.result_mismatches;
-      else
-        ++m_stats.jobs_failed;
-    }
-    for (auto& p : in.fails) {
-      m_held.erase(p.result.id);
-      if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
-    }
-    may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
-  }
+  if (!in.completes.empty()) ++m_stats.statements.complete;
+  if (!in.fails.empty()) ++m_stats.statements.fail;
+  bool may_unblock = settle(in.completes, out.completes, in.fails, out.failures, acks);
   if (!in.unlocks.empty()) {
     ++m_stats.statements.unlock;
     m_stats.jobs_unlocked += out.unlocks.applied.size();
@@ -584,7 +920,16 @@ void Reserver::applyWrites(WriteOutcome& out) {
 
 bool Reserver::releasePrefetched(Group& g) {
   if (g.prefetched.empty()) return false;
-  for (auto& p : g.prefetched) queueUnlock(p.job.id, m_prefetchOwner);
+  for (auto& p : g.prefetched) {
+    if (p.batch < 0) {
+      queueUnlock(p.job.id, m_prefetchOwner);
+    } else {
+      // Its batch's COMMIT gives it back; the batch no longer waits for it.
+      auto& b = m_batches[static_cast<std::size_t>(p.batch)];
+      if (b.unhanded > 0) --b.unhanded;
+      m_heldPrefetched.erase(p.job.id);
+    }
+  }
   g.prefetched.clear();
   return true;
 }
@@ -624,7 +969,7 @@ bool Reserver::startupRelease(SteadyClock::time_point now) {
     std::int64_t held = 1;
     if (guarded("start-up check", [&] { held = m_store.countLockedBy(m_prefetchOwner); })) {
       ++m_stats.statements.maintenance;
-      if (held == 0) m_startedAt = now - m_settings.restart_grace;
+      if (held == 0 && !(heldMode() && m_expectReconnects)) m_startedAt = now - m_settings.restart_grace;
     }
   }
   if (now - m_startedAt < m_settings.restart_grace) return false;
@@ -703,6 +1048,7 @@ bool Reserver::poll(SteadyClock::time_point now) {
   if (!m_startupReleased) did |= startupRelease(now);
   did |= collectWrites();
   did |= collectReservation(now);
+  did |= collectBatches(now);
   const bool results_due =
       pendingResults() + m_pendingUnlock.size() >= static_cast<std::size_t>(m_settings.flush_batch) ||
       (m_firstPendingAt != SteadyClock::time_point{} && now - m_firstPendingAt >= m_settings.flush_delay) ||
@@ -720,6 +1066,7 @@ bool Reserver::poll(SteadyClock::time_point now) {
     did |= serveGroup(gi, now);
   }
   if (n) m_nextGroup = (m_nextGroup + 1) % n;
+  did |= closeDueBatches(now);
   if (m_dbUp) {
     did |= releaseStalePrefetch(now);
     periodicPurge(now);
@@ -745,6 +1092,8 @@ SteadyClock::time_point Reserver::nextDeadline(SteadyClock::time_point now) cons
     if (!g.waiting.empty() && g.exhausted && !m_reservations.busy())
       next = std::min(next, g.exhausted_at + m_settings.poll_interval);
   }
+  for (const auto& b : m_batches)
+    if (b.state == Batch::State::Open) next = std::min(next, b.opened_at + m_settings.batch_max_open);
   next = std::min(next, m_nextPurge);
   return std::max(next, now);
 }
@@ -757,6 +1106,13 @@ bool Reserver::drain() {
   m_draining = true;
   if (m_reservations.busy() && m_reservations.wait(std::chrono::seconds(5))) collectReservation(SteadyClock::now());
   for (auto& g : m_groups) g.waiting.clear();
+  // Open batches close now (their running jobs promoted, the rest given back by the COMMIT),
+  // before the written prefetch is released and the results flushed.
+  for (std::size_t i = 0; i < m_channels.size(); ++i)
+    if (m_channels[i]->busy() && m_channels[i]->wait(std::chrono::seconds(5))) collectBatches(SteadyClock::now());
+  closeDueBatches(SteadyClock::now());
+  for (std::size_t i = 0; i < m_channels.size(); ++i)
+    if (m_channels[i]->busy() && m_channels[i]->wait(std::chrono::seconds(5))) collectBatches(SteadyClock::now());
   for (auto& g : m_groups) releasePrefetched(g);
   // Bounded: the pool escalates to KILL after slow_exit_timeout, and anything not written here is
   // recovered by the next server (workers resend un-acked results; the start-up release frees
@@ -780,7 +1136,7 @@ bool Reserver::allIdle() const noexcept {
 bool Reserver::drained() {
   // A reservation in flight may have locked rows for workers still marked waiting: the queue
   // looks empty to hasRunnable() while those jobs are not done.
-  if (!allIdle() || pendingResults() > 0 || m_reservations.busy()) return false;
+  if (!allIdle() || pendingResults() > 0 || m_reservations.busy() || batchesInUse() > 0) return false;
   for (auto& g : m_groups) {
     if (!g.prefetched.empty()) return false;
     if (g.workers == 0) continue;

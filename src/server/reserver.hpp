@@ -13,11 +13,13 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "hostq/config.hpp"
 #include "hostq/store.hpp"
 #include "hostq/worker_config.hpp"
+#include "server/batch_channel.hpp"
 #include "server/reservation_runner.hpp"
 #include "server/result_writer.hpp"
 #include "server/stats.hpp"
@@ -51,8 +53,11 @@ class Reserver {
  public:
   /// `host` names this server's prefetch owner `prefetch:<host>`. `store` is the loop thread's
   /// connection (reservations, maintenance); `writer` writes result batches on its own.
+  /// `channels` are the held-lock batch channels (docs/server.md); none = every claim is a
+  /// written lock, as inst-jobs' own reservation.
   Reserver(Store& store, ResultWriter& writer, ReservationRunner& reservations,
-           const ServerSettings& settings, std::string host, ReserverSink& sink, ServerStats& stats);
+           const ServerSettings& settings, std::string host, ReserverSink& sink, ServerStats& stats,
+           std::vector<BatchChannel*> channels = {});
 
   /// Registers a worker. `held_jobs` are jobs the worker says it still holds (running, or with a
   /// result the previous server never acknowledged): after a server restart the reserver adopts
@@ -102,6 +107,10 @@ class Reserver {
   void refreshIdle() { updateIdle(SteadyClock::now()); }
   bool drained();
   std::size_t clientCount() const noexcept { return m_clientCount; }
+  /// A previous server on this host died (its socket was left behind): its workers may be
+  /// reconnecting with jobs that held-lock batches claimed, which nothing in the database
+  /// shows, so the start-up grace applies even without stale prefetch locks.
+  void expectReconnects() noexcept { m_expectReconnects = true; }
   /// Database connectivity as last seen.
   bool databaseUp() const noexcept { return m_dbUp; }
 
@@ -115,9 +124,14 @@ class Reserver {
   std::vector<ClientView> clients() const;
   std::size_t prefetchedCount() const noexcept;
   std::size_t pendingResults() const noexcept {
-    return m_pendingComplete.size() + m_pendingFail.size() + m_inflight.completes.size() +
-           m_inflight.fails.size();
+    std::size_t n = m_pendingComplete.size() + m_pendingFail.size() + m_inflight.completes.size() +
+                    m_inflight.fails.size();
+    for (const auto& b : m_batches)
+      n += b.completes.size() + b.fails.size() + b.closing_completes.size() + b.closing_fails.size();
+    return n;
   }
+  /// Held-lock batches open or on their way (claim or close in flight).
+  std::size_t batchesInUse() const noexcept;
 
  private:
   enum class ClientState { Idle, Waiting, Working };
@@ -135,6 +149,11 @@ class Reserver {
     bool detached = false;    ///< no connection; holds its jobs for a reconnect
     bool reattached = false;  ///< reconnected; its first request settles the jobs it holds
   };
+  struct PendingResult {
+    ClientId client;
+    JobResult result;
+    std::string db_owner;
+  };
   /// A job the server has handed out or holds a result for.
   struct Held {
     ClientId client = 0;
@@ -145,11 +164,28 @@ class Reserver {
     bool transfer_inflight = false;  ///< its transfer is in the writer's current batch
     bool stranded = false;  ///< finishing it may make another job runnable
     bool release_after_transfer = false;  ///< never reached its worker: unlock once the owner is known
+    int batch = -1;                 ///< claimed by this held-lock batch (db_owner is then "")
+    bool promote_inflight = false;  ///< its batch's close, in flight, writes its lock
     SteadyClock::time_point handed_at{};
   };
   struct Prefetched {
     Job job;
     SteadyClock::time_point locked_at;
+    int batch = -1;  ///< held-lock batch that claimed it; -1 = locked by m_prefetchOwner
+  };
+  /// A held-lock batch: the open transaction on channel i is m_batches[i].
+  struct Batch {
+    enum class State { Free, Opening, Open, Closing } state = State::Free;
+    std::size_t group = 0;
+    SteadyClock::time_point opened_at{};  ///< BEGIN submitted: the transaction's age
+    std::size_t rows = 0;                 ///< claimed rows kept (collisions dropped)
+    std::size_t unhanded = 0;             ///< rows still in the group's prefetched list
+    std::size_t outstanding = 0;          ///< handed out, no result yet
+    std::vector<JobId> handed;
+    std::vector<PendingResult> completes, fails;  ///< written by the close
+    // What the close in flight carries:
+    std::vector<PendingResult> closing_completes, closing_fails;
+    std::vector<std::pair<JobId, std::string>> promoting;  ///< job, worker name
   };
   struct Group {
     WorkerConfig config;
@@ -168,22 +204,50 @@ class Reserver {
     SteadyClock::time_point rate_since{};
     double rate_per_s = 0;
     std::chrono::nanoseconds reserve_latency{0};
-  };
-  struct PendingResult {
-    ClientId client;
-    JobResult result;
-    std::string db_owner;
+    /// Held-lock mode: singletons still take the written-lock claim, asked for separately.
+    bool singletons_exhausted = false;
+    SteadyClock::time_point singletons_at{};
   };
 
   std::size_t groupFor(const WorkerConfig& config);
-  void handOut(Group& g, ClientId c, Job job, bool needs_transfer);
+  void handOut(Group& g, ClientId c, Job job, bool needs_transfer, int batch = -1);
   bool serveGroup(std::size_t gi, SteadyClock::time_point now);
   bool reserveFor(std::size_t gi, SteadyClock::time_point now);
   bool collectReservation(SteadyClock::time_point now);
+  /// After a claim came back (written or held): latency, hand-out rate, batch size, exhaustion.
+  void noteClaim(Group& g, std::size_t got, std::size_t limit, SteadyClock::time_point started,
+                 SteadyClock::time_point now);
+  std::size_t lowWater(const Group& g) const noexcept;
+  /// Rows the group's next claim asks for: its current batch (at least fetch_batch_size per
+  /// worker), and never fewer than the workers waiting.
+  int claimLimit(Group& g) const noexcept;
+  /// Held-lock mode: claim for group `gi` on a free channel.
+  bool openBatchFor(std::size_t gi, SteadyClock::time_point now);
+  /// Held-lock mode: the written-lock claim of the group's singletons.
+  bool reserveSingletons(std::size_t gi, SteadyClock::time_point now);
+  bool collectBatches(SteadyClock::time_point now);
+  void applyOpen(int b, BatchOutcome& out, SteadyClock::time_point now);
+  void applyClose(int b, BatchOutcome& out);
+  /// The close failed: the batch's transaction is gone. Its results go to the writer against
+  /// unlocked rows, its running jobs get their lock written by a transfer.
+  void batchLost(int b, const std::string& why);
+  /// The close that carried the promotion of `id` to `worker` is over: `written` when it
+  /// committed; else (lost) the lock is written by a transfer from unlocked.
+  void endPromotion(JobId id, const std::string& worker, bool written);
+  bool closeDueBatches(SteadyClock::time_point now);
+  void submitClose(int b);
+  /// Where a result of `h` waits: its open batch, or the writer's pending lists.
+  void queueResult(PendingResult p, Held* h);
+  bool heldMode() const noexcept { return !m_channels.empty(); }
   /// Hands the next batch to the writer if it is idle: results whose owner is known, lock
   /// transfers (unless `all_transfers`, only of jobs that outlived a flush cycle: a short job's
   /// result usually arrives first and folds the transfer away), unlocks.
   bool submitWrites(SteadyClock::time_point now, bool all_transfers);
+  /// Results a commit made durable: counted, forgotten, their acks collected in `acks`.
+  /// Returns whether one may have made another job runnable (a strand, a singleton).
+  bool settle(const std::vector<PendingResult>& completes, const BatchResult& completed,
+              const std::vector<PendingResult>& fails, const std::vector<FailResult>& failed,
+              std::map<ClientId, std::vector<JobId>>& acks);
   /// Applies the writer's outcome: acks, stats, state.
   void applyWrites(WriteOutcome& out);
   /// Takes a finished outcome if there is one. Returns true if it applied one.
@@ -196,6 +260,8 @@ class Reserver {
   bool guarded(const char* what, const std::function<void()>& fn);
   void noteDbDown();
   void dropFromWaiting(ClientId c);
+  /// A result or a running job reported for a row this server does not hold (after a restart).
+  void adopt(JobId job, const std::string& worker);
   void queueUnlock(JobId id, const std::string& owner);
   bool startupRelease(SteadyClock::time_point now);
   void updateIdle(SteadyClock::time_point now);
@@ -209,6 +275,12 @@ class Reserver {
   const std::string m_prefetchOwner;
   ReserverSink& m_sink;
   ServerStats& m_stats;
+  std::vector<BatchChannel*> m_channels;
+  std::vector<Batch> m_batches;  ///< one per channel
+  int m_opening = -1;            ///< the batch whose claim is in flight (one at a time)
+  /// Rows of open batches not yet handed out: a lost batch's rows may be claimed again by
+  /// another of ours, and must not be handed out twice.
+  std::unordered_set<JobId> m_heldPrefetched;
 
   std::vector<Client> m_clients;  ///< indexed by ClientId; slots reused
   std::vector<ClientId> m_freeIds;
@@ -235,6 +307,7 @@ class Reserver {
   SteadyClock::time_point m_startedAt{};
   bool m_startupReleased = false;
   bool m_graceChecked = false;
+  bool m_expectReconnects = false;
   bool m_reserveInDoubt = false;
   bool m_busy = false;
   SteadyClock::time_point m_nextIdleCheck{};

@@ -121,6 +121,7 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::unique_ptr<control::ControlServer> m_control;
   std::unique_ptr<ResultWriter> m_writer;
   std::unique_ptr<ReservationRunner> m_reservations;
+  std::vector<std::unique_ptr<BatchChannel>> m_channels;
   std::unique_ptr<Reserver> m_reserver;
   ServerStats m_stats;
 
@@ -519,6 +520,7 @@ std::string Server::statsJson() {
   w.field("reserve", s.statements.reserve).field("transfer", s.statements.transfer);
   w.field("complete", s.statements.complete).field("fail", s.statements.fail);
   w.field("unlock", s.statements.unlock).field("maintenance", s.statements.maintenance);
+  w.field("claim", s.statements.claim).field("close", s.statements.close);
   w.endObject();
   const std::uint64_t done = s.jobs_completed + s.jobs_failed;
   w.field("db_statements_per_job", done ? static_cast<double>(s.statements.total()) / static_cast<double>(done) : 0.0);
@@ -541,8 +543,21 @@ std::string Server::statsJson() {
   w.field("count", s.batch_sizes.count());
   w.field("p50", s.batch_sizes.percentile(0.5)).field("max", s.max_batch_seen);
   w.endObject();
-  const auto& wc = m_segment->counters();
-  (void)wc;
+  w.key("held_batches").beginObject();
+  w.field("channels", static_cast<std::uint64_t>(m_channels.size()));
+  w.field("in_use", static_cast<std::uint64_t>(m_reserver->batchesInUse()));
+  w.field("opened", s.held_batches_opened).field("closed", s.held_batches_closed);
+  w.field("lost", s.held_batches_lost).field("lost_jobs", s.held_lost_jobs);
+  w.field("promotions", s.held_promotions).field("released", s.held_released);
+  w.field("collisions", s.held_collisions);
+  w.field("open_ms_p50", static_cast<double>(s.held_open_time.percentile(0.5)) / 1e6);
+  w.field("open_ms_p99", static_cast<double>(s.held_open_time.percentile(0.99)) / 1e6);
+  w.field("open_ms_max", static_cast<double>(s.held_open_time.percentile(1.0)) / 1e6);
+  w.field("jobs_p50", s.held_batch_jobs.percentile(0.5));
+  w.field("jobs_mean", s.held_batches_closed ? static_cast<double>(s.held_batch_jobs_sum) /
+                                                   static_cast<double>(s.held_batches_closed)
+                                             : 0.0);
+  w.endObject();
   w.endObject();
   return w.str();
 }
@@ -639,8 +654,24 @@ int Server::run() {
   auto wake = [this] { m_segment->ringServerDoorbell(); };
   m_writer = std::make_unique<ResultWriter>(batchConnection("hostq server writer"), wake);
   m_reservations = std::make_unique<ReservationRunner>(batchConnection("hostq server reserver"), wake);
+  // Held-lock batch channels: idle_in_transaction_session_timeout far above the batch bound, so
+  // a server that stops mid-batch without its connections closing still gives its claims back.
+  std::vector<BatchChannel*> channels;
+  for (int i = 0; i < m_o.settings.held_batches; ++i) {
+    // Named with the host: an open transaction in pg_stat_activity says whose claims it holds.
+    auto make = [url, so, name = "hostq server batch " + m_host,
+                 timeout = std::max(std::chrono::milliseconds(10'000), m_o.settings.batch_max_open * 20)] {
+      StoreOptions o = so;
+      o.application_name = name;
+      o.nested_loop_joins = true;
+      o.idle_in_transaction_timeout = timeout;
+      return Store::connect(url, o);
+    };
+    m_channels.push_back(std::make_unique<BatchChannel>(make, wake));
+    channels.push_back(m_channels.back().get());
+  }
   m_reserver = std::make_unique<Reserver>(*m_store, *m_writer, *m_reservations, m_o.settings, m_host,
-                                          *this, m_stats);
+                                          *this, m_stats, std::move(channels));
 
   const shm::ServerDoorbell doorbell = m_segment->doorbell();
   g_doorbell.store(&doorbell);
@@ -661,6 +692,7 @@ int Server::run() {
   }
   m_control = std::make_unique<control::ControlServer>(co, *this);
   m_control->start();
+  if (m_control->replacedStaleSocket()) m_reserver->expectReconnects();
   m_listener = std::thread([this] { listenLoop(); });
   spdlog::info("server {} listening on {} (pid {}, {} shm slots)", m_host, co.socket_path, ::getpid(),
                m_segment->capacity());
@@ -718,6 +750,7 @@ int Server::run() {
   m_control->broadcast(protocol::Notice{protocol::NoticeKind::Stop, "server stopping"});
   m_writer->stop();
   m_reservations->stop();
+  for (auto& c : m_channels) c->stop();
   m_listenStop.store(true);
   m_listener.join();
   m_control->stop();

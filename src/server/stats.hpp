@@ -36,7 +36,11 @@ struct StatementCounts {
   std::uint64_t fail = 0;
   std::uint64_t unlock = 0;
   std::uint64_t maintenance = 0;
-  std::uint64_t total() const noexcept { return reserve + transfer + complete + fail + unlock + maintenance; }
+  std::uint64_t claim = 0;  ///< held-lock batches: BEGIN + the claim
+  std::uint64_t close = 0;  ///< held-lock batches: results, promotions, COMMIT
+  std::uint64_t total() const noexcept {
+    return reserve + transfer + complete + fail + unlock + maintenance + claim + close;
+  }
 };
 
 struct ServerStats {
@@ -59,6 +63,17 @@ struct ServerStats {
   std::uint64_t notifications = 0;
   std::uint64_t workers_dropped = 0;
   std::uint64_t idle_transitions = 0;
+  // Held-lock batches (docs/server.md).
+  std::uint64_t held_batches_opened = 0;
+  std::uint64_t held_batches_closed = 0;
+  std::uint64_t held_batches_lost = 0;   ///< close failed: the transaction was gone
+  std::uint64_t held_lost_jobs = 0;      ///< results and running jobs of lost batches (rerun risk)
+  std::uint64_t held_promotions = 0;     ///< running at the close: lock written
+  std::uint64_t held_released = 0;       ///< claimed, never handed out, given back by COMMIT
+  std::uint64_t held_collisions = 0;     ///< claimed again while we still held it from a lost batch
+  LatencyHistogram held_open_time;       ///< BEGIN submitted → close applied (ns)
+  LatencyHistogram held_batch_jobs;      ///< jobs handed out per closed batch ("ns" = jobs)
+  std::uint64_t held_batch_jobs_sum = 0;
   StatementCounts statements;
   LatencyHistogram handoff;           ///< request → job delivered (server side)
   LatencyHistogram enqueue_to_start;  ///< job created_at → delivered (database clock vs ours)

@@ -17,6 +17,7 @@
 #include "hostq/store.hpp"
 
 #include "common/process_probe.hpp"
+#include "store/held_claims.hpp"
 #include "store/pg_connection.hpp"
 #include "store/statements.hpp"
 
@@ -126,7 +127,7 @@ std::optional<std::int64_t> processStartMicros(int pid) {
   return btime * 1'000'000 + static_cast<std::int64_t>(process->start_ticks) * 1'000'000 / hz;
 }
 
-class PgStore final : public Store {
+class PgStore final : public Store, public store::HeldClaims {
  public:
   PgStore(std::string url, StoreOptions options)
       : m_options(options), m_conn(std::move(url), std::move(options)) {
@@ -243,12 +244,16 @@ class PgStore final : public Store {
   }
 
   // --- the hot path -----------------------------------------------------------------------------
-  ReserveResult reserve(const ReserveRequest& req) override {
+  static void validateRange(const ReserveRequest& req) {
     if (blank(req.queue)) throw ValidationError("queue name can't be blank");
     if (req.min_priority < kMinPriority || req.max_priority > kMaxPriority) {
       throw ValidationError("priority range must lie within " + std::to_string(kMinPriority) +
                             ".." + std::to_string(kMaxPriority));
     }
+  }
+
+  ReserveResult reserve(const ReserveRequest& req) override {
+    validateRange(req);
     if (req.prefetch < 0) throw ValidationError("prefetch must not be negative");
     // inst-jobs would lock the extra rows with locked_by NULL: stuck forever. Refuse instead.
     if (req.prefetch > 0 && req.prefetch_owner.empty()) {
@@ -267,7 +272,8 @@ class PgStore final : public Store {
         req.prefetch > 0 ? Param(req.prefetch_owner) : std::nullopt};
     for (int repairs = 0;; ++repairs) {
       try {
-        PgResult r = withRetry([&] { return m_conn.exec(sql::kReserve, params, Phase::Write); });
+        const auto& st = req.singletons_only ? sql::kReserveSingletons : sql::kReserve;
+        PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
         std::vector<std::pair<std::int64_t, Job>> rows;
         rows.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) rows.emplace_back(r.i64(i, 0), parseJob(r, i, 1));
@@ -299,10 +305,11 @@ class PgStore final : public Store {
 
   BatchResult transferLocks(std::span<const LockTransfer> transfers) override {
     std::vector<std::int64_t> ids;
-    std::vector<std::string> from, to;
+    std::vector<std::optional<std::string>> from;
+    std::vector<std::string> to;
     for (const auto& t : transfers) {
       ids.push_back(t.id);
-      from.push_back(t.from);
+      from.push_back(owner(t.from));
       to.push_back(t.to);
     }
     std::unordered_map<std::int64_t, std::string> target;
@@ -310,7 +317,7 @@ class PgStore final : public Store {
     return casBatch(
         sql::kTransfer,
         {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
-         Param(store::arrayLiteral(std::span<const std::string>(from))),
+         Param(store::arrayLiteral(std::span<const std::optional<std::string>>(from))),
          Param(store::arrayLiteral(std::span<const std::string>(to)))},
         ids, [&](std::int64_t id, const std::optional<std::optional<std::string>>& state) {
           return state && *state && **state == target[id];
@@ -322,7 +329,7 @@ class PgStore final : public Store {
     // After an in-doubt delete, a job that is gone counts as completed: only its owner deletes it.
     return casBatch(sql::kComplete,
                     {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
-                     Param(store::arrayLiteral(std::span<const std::string>(owners)))},
+                     Param(store::arrayLiteral(std::span<const std::optional<std::string>>(owners)))},
                     ids, [](std::int64_t, const auto& state) { return !state.has_value(); });
   }
 
@@ -330,58 +337,93 @@ class PgStore final : public Store {
     auto [ids, owners] = split(jobs);
     return casBatch(sql::kUnlock,
                     {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
-                     Param(store::arrayLiteral(std::span<const std::string>(owners)))},
+                     Param(store::arrayLiteral(std::span<const std::optional<std::string>>(owners)))},
                     ids, [](std::int64_t, const auto& state) { return state && !*state; });
   }
 
   std::vector<FailResult> fail(std::span<const Failure> failures) override {
     if (failures.empty()) return {};
-    std::vector<std::int64_t> ids;
-    std::vector<std::string> owners, errors;
-    std::vector<std::optional<std::string>> runAts;
-    std::vector<bool> counts, permanents;
-    for (const auto& f : failures) {
-      ids.push_back(f.id);
-      owners.push_back(f.locked_by);
-      errors.push_back(f.error);
-      runAts.push_back(f.run_at ? std::optional<std::string>(std::to_string(store::micros(*f.run_at)))
-                                : std::nullopt);
-      counts.push_back(f.count_attempt);
-      permanents.push_back(f.permanent);
-    }
-    auto boolArray = [](const std::vector<bool>& v) {
-      std::string out = "{";
-      for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::string(v[i] ? "t" : "f");
-      return out + "}";
-    };
-    const std::array<Param, 8> params{
-        Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
-        Param(store::arrayLiteral(std::span<const std::string>(owners))),
-        Param(store::arrayLiteral(std::span<const std::string>(errors))),
-        Param(store::arrayLiteral(std::span<const std::optional<std::string>>(runAts))),
-        Param(boolArray(counts)),
-        Param(boolArray(permanents)),
-        num(m_options.default_max_attempts),
-        Param(m_options.keep_failed_jobs ? "t" : "f")};
+    const auto params = failParams(failures, false);
     // Not retried after a lost connection: the job may already be rescheduled or moved, and
     // running it again would count a second attempt. The caller gets InDoubt.
     PgResult r = withRetry([&] { return m_conn.exec(sql::kFail, params, Phase::Write); });
-    std::unordered_map<std::int64_t, std::pair<bool, int>> done;
-    for (int i = 0; i < r.rows(); ++i) done[r.i64(i, 0)] = {r.boolean(i, 1), r.i32(i, 2)};
-    std::vector<FailResult> out;
-    for (const auto& f : failures) {
-      FailResult fr{f.id, FailOutcome::Mismatch, 0};
-      if (auto it = done.find(f.id); it != done.end()) {
-        fr.attempts = it->second.second;
-        fr.outcome = !it->second.first            ? FailOutcome::Rescheduled
-                     : m_options.keep_failed_jobs ? FailOutcome::MovedToFailedJobs
-                                                  : FailOutcome::Deleted;
-        done.erase(it);  // a duplicate id in the batch is applied once
+    return failOutcomes(failures, r);
+  }
+
+  // --- held-lock batches ------------------------------------------------------------------------
+  std::vector<Job> openBatch(const ReserveRequest& req, int limit) override {
+    validateRange(req);
+    if (m_batchOpen) throw std::logic_error("openBatch: a batch is already open on this connection");
+    if (!m_conn.ok()) reconnectWithBackoff();
+    try {
+      m_conn.simple("BEGIN", Phase::Idle);
+      m_batchOpen = true;
+      PgResult r = m_conn.exec(
+          sql::kClaimHeld,
+          {Param(req.queue), num(req.min_priority), num(req.max_priority), num(std::max(0, limit)),
+           num(std::max<std::int64_t>(0, req.forced_latency.count()))},
+          Phase::InTxn);
+      std::vector<Job> jobs;
+      jobs.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) jobs.push_back(parseJob(r, i, 0));
+      return jobs;
+    } catch (...) {
+      abandonBatch();
+      throw;
+    }
+  }
+
+  store::HeldCloseResult closeBatch(const store::HeldClose& c) override {
+    if (!m_batchOpen) throw std::logic_error("closeBatch: no batch is open on this connection");
+    store::HeldCloseResult out;
+    auto collect = [](const PgResult& r, const std::vector<std::int64_t>& ids, BatchResult& into) {
+      std::unordered_set<std::int64_t> applied;
+      for (int i = 0; i < r.rows(); ++i) applied.insert(r.i64(i, 0));
+      for (auto id : ids) (applied.count(id) ? into.applied : into.mismatched).push_back(id);
+    };
+    try {
+      if (!c.completes.empty()) {
+        const std::vector<std::int64_t> ids(c.completes.begin(), c.completes.end());
+        PgResult r = m_conn.exec(sql::kCompleteHeld,
+                                 {Param(store::arrayLiteral(std::span<const std::int64_t>(ids)))},
+                                 Phase::InTxn);
+        ++out.statements;
+        collect(r, ids, out.completes);
       }
-      out.push_back(fr);
+      if (!c.failures.empty()) {
+        PgResult r = m_conn.exec(sql::kFail, failParams(c.failures, true), Phase::InTxn);
+        ++out.statements;
+        out.failures = failOutcomes(c.failures, r);
+      }
+      if (!c.promotions.empty()) {
+        std::vector<std::int64_t> ids;
+        std::vector<std::optional<std::string>> from;
+        std::vector<std::string> to;
+        for (const auto& p : c.promotions) {
+          ids.push_back(p.id);
+          from.emplace_back(std::nullopt);
+          to.push_back(p.to);
+        }
+        PgResult r = m_conn.exec(
+            sql::kTransfer,
+            {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
+             Param(store::arrayLiteral(std::span<const std::optional<std::string>>(from))),
+             Param(store::arrayLiteral(std::span<const std::string>(to)))},
+            Phase::InTxn);
+        ++out.statements;
+        collect(r, ids, out.promotions);
+      }
+      m_conn.simple("COMMIT", Phase::Write);
+      ++out.statements;
+      m_batchOpen = false;
+    } catch (...) {
+      abandonBatch();
+      throw;
     }
     return out;
   }
+
+  bool batchOpen() const noexcept override { return m_batchOpen; }
 
   // --- recovery and maintenance -----------------------------------------------------------------
   int unlockOrphanedJobs(const std::string& host, std::optional<int> pid) override {
@@ -636,13 +678,82 @@ class PgStore final : public Store {
     });
   }
 
-  static std::pair<std::vector<std::int64_t>, std::vector<std::string>> split(std::span<const OwnedJob> jobs) {
-    std::pair<std::vector<std::int64_t>, std::vector<std::string>> out;
+  /// An empty expected owner stands for an unlocked row (locked_by IS NULL): a job claimed by
+  /// a held-lock batch whose transaction was lost, whose result is written afterwards.
+  static std::optional<std::string> owner(const std::string& lockedBy) {
+    return lockedBy.empty() ? std::nullopt : std::optional<std::string>(lockedBy);
+  }
+
+  static std::pair<std::vector<std::int64_t>, std::vector<std::optional<std::string>>> split(
+      std::span<const OwnedJob> jobs) {
+    std::pair<std::vector<std::int64_t>, std::vector<std::optional<std::string>>> out;
     for (const auto& j : jobs) {
       out.first.push_back(j.id);
-      out.second.push_back(j.locked_by);
+      out.second.push_back(owner(j.locked_by));
     }
     return out;
+  }
+
+  /// kFail's parameters. `held`: the rows are claimed by this connection's open batch, i.e.
+  /// still read locked_by IS NULL.
+  std::vector<Param> failParams(std::span<const Failure> failures, bool held) const {
+    std::vector<std::int64_t> ids;
+    std::vector<std::optional<std::string>> owners;
+    std::vector<std::string> errors;
+    std::vector<std::optional<std::string>> runAts;
+    std::vector<bool> counts, permanents;
+    for (const auto& f : failures) {
+      ids.push_back(f.id);
+      owners.push_back(held ? std::nullopt : owner(f.locked_by));
+      errors.push_back(f.error);
+      runAts.push_back(f.run_at ? std::optional<std::string>(std::to_string(store::micros(*f.run_at)))
+                                : std::nullopt);
+      counts.push_back(f.count_attempt);
+      permanents.push_back(f.permanent);
+    }
+    auto boolArray = [](const std::vector<bool>& v) {
+      std::string out = "{";
+      for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::string(v[i] ? "t" : "f");
+      return out + "}";
+    };
+    return {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
+            Param(store::arrayLiteral(std::span<const std::optional<std::string>>(owners))),
+            Param(store::arrayLiteral(std::span<const std::string>(errors))),
+            Param(store::arrayLiteral(std::span<const std::optional<std::string>>(runAts))),
+            Param(boolArray(counts)),
+            Param(boolArray(permanents)),
+            num(m_options.default_max_attempts),
+            Param(m_options.keep_failed_jobs ? "t" : "f")};
+  }
+
+  std::vector<FailResult> failOutcomes(std::span<const Failure> failures, const PgResult& r) const {
+    std::unordered_map<std::int64_t, std::pair<bool, int>> done;
+    for (int i = 0; i < r.rows(); ++i) done[r.i64(i, 0)] = {r.boolean(i, 1), r.i32(i, 2)};
+    std::vector<FailResult> out;
+    for (const auto& f : failures) {
+      FailResult fr{f.id, FailOutcome::Mismatch, 0};
+      if (auto it = done.find(f.id); it != done.end()) {
+        fr.attempts = it->second.second;
+        fr.outcome = !it->second.first            ? FailOutcome::Rescheduled
+                     : m_options.keep_failed_jobs ? FailOutcome::MovedToFailedJobs
+                                                  : FailOutcome::Deleted;
+        done.erase(it);  // a duplicate id in the batch is applied once
+      }
+      out.push_back(fr);
+    }
+    return out;
+  }
+
+  /// Gives up the open batch: ROLLBACK if the connection still works, else drop it (the server
+  /// rolls back a dead session's transaction).
+  void abandonBatch() noexcept {
+    if (!m_batchOpen) return;
+    m_batchOpen = false;
+    try {
+      if (m_conn.ok()) m_conn.simple("ROLLBACK", Phase::Idle);
+    } catch (...) {
+      m_conn.close();
+    }
   }
 
   /// One CAS statement for the batch. If the connection dies with the statement in flight, the
@@ -733,9 +844,14 @@ class PgStore final : public Store {
   StoreOptions m_options;
   store::PgConnection m_conn;
   bool m_listening = false;
+  bool m_batchOpen = false;  ///< a held-lock batch's transaction is open on m_conn
 };
 
 }  // namespace
+
+namespace store {
+HeldClaims& heldClaims(Store& s) { return dynamic_cast<PgStore&>(s); }
+}  // namespace store
 
 std::unique_ptr<Store> Store::connect(const std::string& url, StoreOptions options) {
   return std::make_unique<PgStore>(url, std::move(options));

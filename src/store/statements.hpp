@@ -72,20 +72,43 @@ inline const std::string kCopyJobs =
 // MATERIALIZED keeps the planner from pushing the join into the locked subquery and escaping
 // the LIMIT (the reason inst-jobs uses a CTE). row_number is ordered explicitly so the mapping
 // does not rely on the subquery's output order.
-inline const Statement kReserve{
-    "hostq_reserve",
-    "WITH limited_jobs AS MATERIALIZED ("
-    "  SELECT id, row_number() OVER (ORDER BY priority, run_at, id) AS rn FROM ("
-    "    SELECT id, priority, run_at FROM delayed_jobs"
-    "     WHERE run_at <= " + kNow + " - $6::int8 * interval '1 microsecond'"
-    "       AND locked_at IS NULL AND next_in_strand = true"
-    "       AND priority BETWEEN $3::int AND $4::int AND queue = $2::varchar"
-    "     ORDER BY priority, run_at, id"
-    "     LIMIT $5::int FOR UPDATE SKIP LOCKED) candidates) "
-    "UPDATE delayed_jobs j SET locked_by = COALESCE(($1::text[])[lj.rn], $7::varchar),"
-    "  locked_at = " + kNow +
-    " FROM limited_jobs lj WHERE lj.id = j.id "
-    "RETURNING lj.rn, " + jobColumns("j.")};
+inline std::string reserveSql(const std::string& extraPredicate) {
+  return "WITH limited_jobs AS MATERIALIZED ("
+         "  SELECT id, row_number() OVER (ORDER BY priority, run_at, id) AS rn FROM ("
+         "    SELECT id, priority, run_at FROM delayed_jobs"
+         "     WHERE run_at <= " + kNow + " - $6::int8 * interval '1 microsecond'"
+         "       AND locked_at IS NULL AND next_in_strand = true" + extraPredicate +
+         "       AND priority BETWEEN $3::int AND $4::int AND queue = $2::varchar"
+         "     ORDER BY priority, run_at, id"
+         "     LIMIT $5::int FOR UPDATE SKIP LOCKED) candidates) "
+         "UPDATE delayed_jobs j SET locked_by = COALESCE(($1::text[])[lj.rn], $7::varchar),"
+         "  locked_at = " + kNow +
+         " FROM limited_jobs lj WHERE lj.id = j.id "
+         "RETURNING lj.rn, " + jobColumns("j.");
+}
+inline const Statement kReserve{"hostq_reserve", reserveSql("")};
+/// The written-lock claim for singletons only, beside the held-lock claim of everything else.
+inline const Statement kReserveSingletons{"hostq_reserve_singletons",
+                                          reserveSql(" AND singleton IS NOT NULL")};
+
+// --- held-lock batches (docs/store.md) ---------------------------------------------------------
+// The claim is the row lock of the open transaction: nothing is written, so other claimers
+// (hostq servers, inst-jobs' own workers) skip these rows until COMMIT while they still read
+// locked_by IS NULL. Singletons are left to the written-lock claim: their unique indexes are
+// keyed on locked_by. $1 queue, $2/$3 priority range, $4 limit, $5 forced latency µs.
+inline const Statement kClaimHeld{
+    "hostq_claim_held",
+    "SELECT " + jobColumns("") + " FROM delayed_jobs"
+    " WHERE run_at <= " + kNow + " - $5::int8 * interval '1 microsecond'"
+    "   AND locked_at IS NULL AND next_in_strand = true AND singleton IS NULL"
+    "   AND priority BETWEEN $2::int AND $3::int AND queue = $1::varchar"
+    " ORDER BY priority, run_at, id LIMIT $4::int FOR UPDATE SKIP LOCKED"};
+// Completes claimed rows. The row lock makes the guard redundant while the transaction lives;
+// it keeps a retry on a new connection (after the batch was lost) from deleting a row somebody
+// else has since written a lock on.
+inline const Statement kCompleteHeld{
+    "hostq_complete_held",
+    "DELETE FROM delayed_jobs WHERE id = ANY($1::int8[]) AND locked_by IS NULL RETURNING id"};
 
 // Singleton repair (§3.1): the reservation hit index_delayed_jobs_on_singleton_running, i.e. a
 // queued twin of a running singleton was next_in_strand. Under the singleton's advisory lock

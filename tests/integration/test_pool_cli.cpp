@@ -182,7 +182,8 @@ TEST_F(PoolCli, QuitShutsDownGracefullyAndLeavesNothingLocked) {
   ASSERT_EQ(r.code, 0) << describe(r);
   r = hostq({"enqueue", "hostq.sleep", "1500", "--count", "20", "--priority", "20"});  // the backlog
   ASSERT_EQ(r.code, 0) << describe(r);
-  startPool({"--workers", "2", "--builtin-handlers", "--restart-grace", "0"});  // fresh schema: no stale locks
+  // Written-lock claims, so that the prefetch is visible as `prefetch:HOST` rows.
+  startPool({"--workers", "2", "--builtin-handlers", "--restart-grace", "0", "--held-batches", "0"});
   ASSERT_TRUE(waitUntil([&] {
     return queryInt("SELECT count(*) FROM delayed_jobs WHERE priority = 0 AND locked_by NOT LIKE 'prefetch:%'") == 2;
   }, 20s)) << m_pool.describe();

@@ -14,9 +14,7 @@ namespace {
 
 class ServerFaults : public ServerTest {
  protected:
-  static std::function<bool(const std::string&)> statIs(std::string path, double value) {
-    return [path, value](const std::string& s) { return statNumber(s, path) == value; };
-  }
+  void termFlushesAndReleases(const std::vector<std::string>& flags, const std::function<bool()>& claimedAhead);
   std::string failedError(JobId id) const {
     return query("SELECT last_error FROM failed_jobs WHERE original_job_id = " + std::to_string(id));
   }
@@ -99,13 +97,13 @@ TEST_F(ServerFaults, WorkerLostWithJobInFlight) {
   EXPECT_EQ(queryInt("SELECT attempts FROM failed_jobs WHERE original_job_id = " + std::to_string(id)), 1);
 }
 
-// TERM: the server stops reserving, writes every pending result, gives back its prefetched rows
-// and exits 0.
-TEST_F(ServerFaults, GracefulTermFlushesAndReleases) {
+// TERM: the server stops reserving, writes every pending result, gives back the rows it claimed
+// ahead of need and exits 0. `claimedAhead` says the backlog is claimed before the TERM.
+void ServerFaults::termFlushesAndReleases(const std::vector<std::string>& flags,
+                                          const std::function<bool()>& claimedAhead) {
   std::vector<NewJob> jobs(10, job("hostq.noop"));
   store->enqueueMany(jobs);
-  // A long flush delay keeps the result in memory until the TERM.
-  auto server = startServer({"--flush-delay", "30s"});
+  auto server = startServer(flags);
   TestClient c;
   ASSERT_TRUE(c.connect(socketPath(), host() + ":3", {}, protocol::Transport::Shm));
   ASSERT_TRUE(c.reserve());
@@ -113,8 +111,8 @@ TEST_F(ServerFaults, GracefulTermFlushesAndReleases) {
   ASSERT_TRUE(j);
   ASSERT_TRUE(c.complete(j->id));
   ASSERT_TRUE(waitStats(statIs("results_pending", 1)));
-  EXPECT_TRUE(exists(j->id)) << "flushed before its delay";
-  EXPECT_GE(count("locked_by = '" + prefetchOwner() + "'"), 1);
+  EXPECT_TRUE(exists(j->id)) << "written before its time";
+  EXPECT_TRUE(waitUntil(claimedAhead)) << stats();
 
   server.signal(SIGTERM);
   EXPECT_EQ(server.wait(15s), 0) << server.log();
@@ -122,6 +120,20 @@ TEST_F(ServerFaults, GracefulTermFlushesAndReleases) {
   EXPECT_EQ(count("locked_by IS NOT NULL"), 0) << "rows left locked after a graceful exit";
   EXPECT_EQ(count("attempts = 0"), 9);
   EXPECT_TRUE(c.waitAck(j->id, 2s)) << "the result was written but never acknowledged";
+}
+
+// Written-lock claims: a long flush delay keeps the result in memory, the backlog is locked by
+// the prefetch owner.
+TEST_F(ServerFaults, GracefulTermFlushesAndReleases) {
+  termFlushesAndReleases({"--flush-delay", "30s", "--held-batches", "0"},
+                         [&] { return count("locked_by = '" + prefetchOwner() + "'") >= 1; });
+}
+
+// Held-lock claims: the open batch (bound 30 s) keeps the result and holds the backlog; the TERM
+// closes it.
+TEST_F(ServerFaults, GracefulTermClosesTheOpenBatches) {
+  termFlushesAndReleases({"--batch-max-open", "30s"},
+                         [&] { return statNumber(stats(), "held_batches.in_use").value_or(0) >= 1; });
 }
 
 // kill -9 of the server in the middle of a burn-down; a new server on the same socket and host

@@ -19,15 +19,14 @@ class ServerReserve : public ServerTest {
     for (auto& e : store->enqueueMany(jobs)) ids.push_back(e.id);
     return ids;
   }
-  static std::function<bool(const std::string&)> statIs(std::string path, double value) {
-    return [path, value](const std::string& s) { return statNumber(s, path) == value; };
-  }
 };
 
 // §7.1 3 and 15: requests of several workers of one config waiting together are answered by one
 // reservation statement, each with its own job, and every one of them leaves the waiting list.
+// The written-lock claim (--held-batches 0); the held-lock claim's twin is in
+// test_server_held.cpp.
 TEST_F(ServerReserve, OneReservationServesManyWaitingWorkers) {
-  auto server = startServer();
+  auto server = startServer({"--held-batches", "0"});
   constexpr int kClients = 4;
   std::vector<std::unique_ptr<TestClient>> clients;
   for (int i = 0; i < kClients; ++i) {
@@ -65,10 +64,10 @@ TEST_F(ServerReserve, OneReservationServesManyWaitingWorkers) {
 }
 
 // §7.1 4: a worker's next request is served from the prefetched rows without a statement, and the
-// prefetched row's lock is then transferred to the worker.
+// prefetched row's lock is then transferred to the worker (written-lock claims).
 TEST_F(ServerReserve, PrefetchedJobServedWithoutAQuery) {
   enqueueNoop(20);
-  auto server = startServer();
+  auto server = startServer({"--held-batches", "0"});
   TestClient c;
   ASSERT_TRUE(c.connect(socketPath(), host() + ":77", {}, protocol::Transport::Shm));
   ASSERT_TRUE(c.reserve());
@@ -102,7 +101,8 @@ TEST_F(ServerReserve, PrefetchedJobServedWithoutAQuery) {
 TEST_F(ServerReserve, StalePrefetchGoesBack) {
   constexpr auto kTimeout = 600ms;
   enqueueNoop(10);
-  auto server = startServer({"--prefetched-jobs-timeout", "600ms"});
+  // Written-lock prefetch: a held batch gives its rows back at its close, long before.
+  auto server = startServer({"--prefetched-jobs-timeout", "600ms", "--held-batches", "0"});
   TestClient c;
   ASSERT_TRUE(c.connect(socketPath(), host() + ":78"));
   ASSERT_TRUE(c.reserve());

@@ -1,6 +1,7 @@
 #include "support/reliability_farm.hpp"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -373,6 +374,13 @@ std::string Audit::summary() const {
   return o.str();
 }
 
+void expectEachRanOnce(const Audit& a, std::size_t jobs) {
+  EXPECT_EQ(a.lost, 0u) << a.summary();
+  EXPECT_EQ(a.ran_once, jobs) << a.summary();
+  EXPECT_EQ(a.ran_twice_or_more, 0u) << a.summary();
+  EXPECT_EQ(a.in_failed, 0u) << a.summary();
+}
+
 Audit audit(Sql& db, const std::vector<std::int64_t>& enqueued, const std::vector<AppendLine>& lines,
             const std::set<std::string>& killed) {
   Audit a;
@@ -478,6 +486,22 @@ std::vector<std::int64_t> FarmTest::enqueue(const std::string& tag, const std::s
   if (ids.size() != static_cast<std::size_t>(count))
     ADD_FAILURE() << "enqueued " << count << " jobs but the id sequence moved by " << ids.size();
   return ids;
+}
+
+FarmTest::AppendBurn FarmTest::startAppendBurn(FarmOptions options, int jobs) const {
+  AppendBurn b;
+  b.farm = std::make_unique<Farm>(std::move(options));
+  if (!b.farm->start()) {
+    ADD_FAILURE() << "farm did not start\n" << b.farm->log();
+    return b;
+  }
+  b.file = b.farm->dir() + "/append.txt";
+  b.ids = enqueue("hostq.append", b.file, jobs);
+  if (b.ids.size() != static_cast<std::size_t>(jobs)) {
+    ADD_FAILURE() << "enqueued " << b.ids.size() << " of " << jobs;
+    b.ids.clear();
+  }
+  return b;
 }
 
 bool FarmTest::waitBurnDown(std::chrono::milliseconds timeout) const {

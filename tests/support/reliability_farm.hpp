@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -157,6 +158,9 @@ class Sql {
 /// explained when every execution but one was by a worker in `killed` (its "HOST:PID").
 Audit audit(Sql& db, const std::vector<std::int64_t>& enqueued, const std::vector<AppendLine>& lines,
             const std::set<std::string>& killed);
+/// The audit of a burn-down that killed nothing mid-job: every job ran exactly once, none was
+/// lost or failed (gtest expectations, so every broken one is reported).
+void expectEachRanOnce(const Audit& a, std::size_t jobs);
 
 /// A DbTest (fresh migrated schema) with helpers for farms on that schema.
 class FarmTest : public DbTest {
@@ -167,6 +171,15 @@ class FarmTest : public DbTest {
   /// into a test's schema), since a running farm may consume jobs before they can be listed.
   std::vector<std::int64_t> enqueue(const std::string& tag, const std::string& payload, int count,
                const std::vector<std::string>& flags = {}) const;
+  /// A started farm and `jobs` hostq.append jobs enqueued for it, appending to `file`.
+  struct AppendBurn {
+    std::unique_ptr<Farm> farm;
+    std::string file;
+    std::vector<std::int64_t> ids;
+    bool ok() const { return farm && !ids.empty(); }
+  };
+  /// Starts the farm and enqueues; on failure reports it (gtest) and returns !ok().
+  AppendBurn startAppendBurn(FarmOptions options, int jobs) const;
   /// Waits until delayed_jobs is empty.
   bool waitBurnDown(std::chrono::milliseconds timeout) const;
   std::int64_t remaining() const { return queryInt("SELECT count(*) FROM delayed_jobs"); }

@@ -156,6 +156,14 @@ std::optional<double> statNumber(const std::string& json, const std::string& pat
   return v;
 }
 
+std::function<bool(const std::string&)> statIs(std::string path, double value) {
+  return [path = std::move(path), value](const std::string& s) { return statNumber(s, path) == value; };
+}
+
+std::function<bool(const std::string&)> statAtLeast(std::string path, double value) {
+  return [path = std::move(path), value](const std::string& s) { return statNumber(s, path).value_or(-1) >= value; };
+}
+
 bool statFlag(const std::string& json, const std::string& key) {
   return json.find("\"" + key + "\":true") != std::string::npos;
 }

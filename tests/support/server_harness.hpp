@@ -77,6 +77,9 @@ class Monitor {
 std::optional<double> statNumber(const std::string& json, const std::string& path);
 /// `"key":true`.
 bool statFlag(const std::string& json, const std::string& key);
+/// Stats predicates for ServerTest::waitStats.
+std::function<bool(const std::string&)> statIs(std::string path, double value);
+std::function<bool(const std::string&)> statAtLeast(std::string path, double value);
 
 /// A worker driven by hand, one request at a time.
 class TestClient {
