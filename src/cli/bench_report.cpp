@@ -59,6 +59,11 @@ const std::vector<Field>& laterFields() {
       {"fairness_worst_gap_ratio", [](const RunResult& r) { return r.fairness_worst_gap_ratio; }, 3},
       {"workers_served", [](const RunResult& r) { return r.workers_served; }, 0},
       {"enqueue_to_start_p999_us", [](const RunResult& r) { return r.enqueue_to_start_p999_us; }, 0},
+      {"held_batches", [](const RunResult& r) { return r.held_batches; }, 0},
+      {"held_open_ms_p50", [](const RunResult& r) { return r.held_open_ms_p50; }, 2},
+      {"held_open_ms_p99", [](const RunResult& r) { return r.held_open_ms_p99; }, 2},
+      {"held_jobs_per_batch", [](const RunResult& r) { return r.held_jobs_per_batch; }, 1},
+      {"held_promotions", [](const RunResult& r) { return r.held_promotions; }, 0},
   };
   return f;
 }
@@ -235,6 +240,11 @@ std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
     m.fairness_max_jobs = med([](const RunResult& r) { return r.fairness_max_jobs; });
     m.fairness_worst_gap_ratio = med([](const RunResult& r) { return r.fairness_worst_gap_ratio; });
     m.workers_served = med([](const RunResult& r) { return r.workers_served; });
+    m.held_batches = med([](const RunResult& r) { return r.held_batches; });
+    m.held_open_ms_p50 = med([](const RunResult& r) { return r.held_open_ms_p50; });
+    m.held_open_ms_p99 = med([](const RunResult& r) { return r.held_open_ms_p99; });
+    m.held_jobs_per_batch = med([](const RunResult& r) { return r.held_jobs_per_batch; });
+    m.held_promotions = med([](const RunResult& r) { return r.held_promotions; });
     out.push_back(std::move(s));
   }
   return out;
@@ -244,8 +254,9 @@ std::string summaryTable(const std::vector<ConfigSummary>& s) {
   std::string o =
       "| transport | workers | runs | jobs/s | stmts/job (hostq) | xact/job (pg_stat_database) | CPU µs/job server | "
       "CPU µs/job workers | CPU µs/job postgres | hand-off p50 / p99 / p99.9 µs (server) | job gap p50 / p99 / p99.9 µs "
-      "(worker) | peak RSS server / worker MB | fairness: worst gap / mean |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "(worker) | peak RSS server / worker MB | fairness: worst gap / mean | held batches: open ms p50 / p99, "
+      "jobs/batch, promoted |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   auto mb = [](const std::optional<double>& kb) {
     return kb ? std::optional<double>(*kb / 1024.0) : std::nullopt;
   };
@@ -253,13 +264,18 @@ std::string summaryTable(const std::vector<ConfigSummary>& s) {
     const auto& m = c.median;
     const std::string stm = fmtNum(m.db_statements_per_job, 4) +
                             (m.db_statements_source == "xact_commit" ? " (xact)" : "");
-    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} / {} | {} |\n",
+    const std::string held = m.held_batches && *m.held_batches > 0
+                                 ? fmtNum(m.held_open_ms_p50, 1) + " / " + fmtNum(m.held_open_ms_p99, 1) + ", " +
+                                       fmtNum(m.held_jobs_per_batch, 0) + ", " + fmtNum(m.held_promotions, 0)
+                                 : std::string("–");
+    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} / {} | {} | {} |\n",
                      toString(c.config.transport), c.config.workers, c.runs.size(), fmtNum(m.jobs_per_second, 0), stm,
                      fmtNum(m.xact_commit_per_job, 4), fmtNum(m.cpu_server_us_per_job, 1),
                      fmtNum(m.cpu_workers_us_per_job, 1), fmtNum(m.cpu_postgres_us_per_job, 1),
                      fmtNum(m.handoff_p50_us, 1), fmtNum(m.handoff_p99_us, 1), fmtNum(m.handoff_p999_us, 1),
                      fmtNum(m.gap_p50_us, 1), fmtNum(m.gap_p99_us, 1), fmtNum(m.gap_p999_us, 1),
-                     fmtNum(mb(m.server_peak_rss_kb), 1), fmtNum(mb(m.worker_peak_rss_kb), 1), fmtFairness(m));
+                     fmtNum(mb(m.server_peak_rss_kb), 1), fmtNum(mb(m.worker_peak_rss_kb), 1), fmtFairness(m),
+                     held);
   }
   return o;
 }

@@ -424,6 +424,7 @@ struct Runner::Impl {
     // reservation. A burn-down always starts from a table no server holds anything of (the
     // previous run stopped gracefully), so waiting would only add 3 s to every run.
     o.settings.server.restart_grace = std::chrono::milliseconds(0);
+    if (c.held_batches >= 0) o.settings.server.held_batches = c.held_batches;
     WorkerSettings w;
     w.config.workers = c.workers;
     w.transport = c.transport;
@@ -651,6 +652,11 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
       r.enqueue_to_start_p999_us = jsonNumber(*s, "enqueue_to_start", "p999_us");
       r.reservations = jsonNumber(*s, "", "reservations");
       r.max_batch = jsonNumber(*s, "", "max_batch");
+      r.held_batches = jsonNumber(*s, "held_batches", "closed");
+      r.held_open_ms_p50 = jsonNumber(*s, "held_batches", "open_ms_p50");
+      r.held_open_ms_p99 = jsonNumber(*s, "held_batches", "open_ms_p99");
+      r.held_jobs_per_batch = jsonNumber(*s, "held_batches", "jobs_mean");
+      r.held_promotions = jsonNumber(*s, "held_batches", "promotions");
       if (const auto counts = workerJobCounts(*s)) {
         const Fairness f = computeFairness(r.elapsed_s, c.workers, *counts);
         r.fairness_min_jobs = static_cast<double>(f.min_jobs);

@@ -90,6 +90,7 @@ struct RunConfig {
   std::int64_t jobs = 200'000;
   int payload_bytes = 0;
   int sleep_ms = -1;  ///< < 0: hostq.noop; else hostq.sleep with this many ms
+  int held_batches = -1;  ///< the server's held-lock batch channels; < 0: its default
   std::string handlerName() const;
   std::string label() const;  ///< "shm ×4"
 };
@@ -120,6 +121,9 @@ struct RunResult {
   /// most jobs one worker did, how many did any, and (N/W)/min n_i: the least served worker's
   /// mean interval between jobs over the farm's (+∞ when a worker did none). cli/fairness.hpp.
   std::optional<double> fairness_min_jobs, fairness_max_jobs, fairness_worst_gap_ratio, workers_served;
+  /// Held-lock batches (server stats "held_batches"): closed, open time p50 / p99, jobs handed out
+  /// per batch (mean), jobs promoted to a written lock at the bound.
+  std::optional<double> held_batches, held_open_ms_p50, held_open_ms_p99, held_jobs_per_batch, held_promotions;
   double load_1m = 0;  ///< /proc/loadavg when the run started
   Histogram gap;       ///< the worker-side hand-off histogram
   std::string stats_json;  ///< the server's, raw ("" for direct)

@@ -25,6 +25,7 @@ struct BenchFlags {
   bool json = false;
   std::string out;
   int timeout_s = 600;
+  int held_batches = -1;
 };
 
 std::vector<std::string> splitComma(const std::string& s) {
@@ -83,6 +84,7 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
       c.jobs = f.jobs;
       c.payload_bytes = f.payload_bytes;
       c.sleep_ms = sleepMs;
+      c.held_batches = f.held_batches;
       configs.push_back(c);
     }
   }
@@ -178,6 +180,9 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   auto f = std::make_shared<BenchFlags>();
   cmd.add_option("--transport", f->transport, "shm | socket | direct, or a comma list");
   cmd.add_option("--workers", f->workers, "worker count, or a comma list (e.g. 1,4,16)");
+  cmd.add_option("--held-batches", f->held_batches,
+                 "the server's held-lock batch channels (0 = written-lock claims; default: the server's)")
+      ->check(CLI::Range(0, 16));
   cmd.add_option("--jobs", f->jobs, "jobs per run")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
   cmd.add_option("--payload-bytes", f->payload_bytes, "payload size of each job")->check(CLI::Range(0, 1 << 20));
   cmd.add_option("--handler", f->handler, "noop | sleep:MS");
