@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hostq beside its peers, in one run, on one throwaway PostgreSQL: graphile-worker in its batched
 # mode (the fastest peer measured on this kind of machine), the pgbench lock-50-then-delete
-# cycle on the peers' one-index jobs table (the database's own limit for this work), the same
+# cycle on the peers' one-index jobs table (the database's own limit for this work), hostq with
+# written-lock claims (--held-batches 0, the claim before held-lock batches), the same
 # cycle with hostq's statements on hostq's (inst-jobs') schema with its seven indexes
 # (perf/peers/hostq-lock-delete.sql: the database alone, no server or workers), and `hostq bench`
 # over shared memory and in direct mode. The runs are interleaved (peer, hostq, pgbench, peer, hostq, …) so that noise from
@@ -75,9 +76,11 @@ run_gw() {
   line=$(cd "$WORK/peers" && node graphile-worker/driver.js run --jobs "$JOBS" --procs 1 --concurrency 16 --mode batched 2>>"$OUT/gw.err" | tail -1)
   node -e 'const r=JSON.parse(process.argv[1]); console.log([r.jobs, r.seconds, r.jobs_per_s, (r.pg_cpu_s*1e6/r.jobs).toFixed(1)].join("\t"))' "$line"
 }
-run_hostq() {  # $1 = transport, $2 = jobs
-  local line
-  line=$("$HOSTQ" bench --database-url "$URL" --transport "$1" --workers "$WORKERS" --jobs "$2" --json --timeout 600 2>>"$OUT/hostq.err" | tail -1)
+run_hostq() {  # $1 = transport, $2 = jobs, then more `hostq bench` flags
+  local line t=$1 n=$2
+  shift 2
+  line=$("$HOSTQ" bench --database-url "$URL" --transport "$t" --workers "$WORKERS" --jobs "$n" --json --timeout 600 "$@" 2>>"$OUT/hostq.err" | tail -1)
+  echo "$line" >>"$OUT/hostq-runs.jsonl"  # every key of the run: statements and xact_commit per job, batches, CPU
   node -e 'const r=JSON.parse(process.argv[1]); console.log([r.jobs, r.elapsed_s, Math.round(r.jobs_per_second), (+r.cpu_postgres_us_per_job).toFixed(1)].join("\t"))' "$line"
 }
 run_pgbench() {  # the peers' (c) cycle at 4 clients: fixed work, 90% of a fresh 200k-row table
@@ -108,11 +111,12 @@ run_pgbench_hostq() {  # hostq's own statements on hostq's schema, 2 clients (re
 # Direct mode is ~30x slower: a tenth of the jobs keeps its runs short and its rate the same.
 DIRECT_JOBS=$(( JOBS / 10 > 2000 ? JOBS / 10 : 2000 ))
 for r in $(seq 1 "$REPEAT"); do
-  for sys in graphile-worker-batched hostq-shm pgbench-lock50 pgbench-hostq-schema hostq-direct; do
+  for sys in graphile-worker-batched hostq-shm pgbench-lock50 hostq-shm-written pgbench-hostq-schema hostq-direct; do
     load=$(cut -d' ' -f1 /proc/loadavg)
     case $sys in
       graphile-worker-batched) row=$(run_gw) ;;
       hostq-shm) row=$(run_hostq shm "$JOBS") ;;
+      hostq-shm-written) row=$(run_hostq shm "$JOBS" --held-batches 0) ;;
       hostq-direct) row=$(run_hostq direct "$DIRECT_JOBS") ;;
       pgbench-lock50) row=$(run_pgbench) ;;
       pgbench-hostq-schema) row=$(run_pgbench_hostq) ;;
@@ -139,6 +143,7 @@ for (const [sys, v] of Object.entries(by)) {
 const h = m['hostq-shm'];
 console.log('');
 if (h && m['graphile-worker-batched']) console.log(`hostq shm / graphile-worker batched: ${(h.jps / m['graphile-worker-batched'].jps).toFixed(2)}x (goal >= 2x)`);
+if (h && m['hostq-shm-written']) console.log(`hostq shm held-lock / written-lock claims: ${(h.jps / m['hostq-shm-written'].jps).toFixed(2)}x; PostgreSQL CPU ${h.pgus.toFixed(1)} vs ${m['hostq-shm-written'].pgus.toFixed(1)} µs/job`);
 if (h && m['hostq-direct']) console.log(`hostq shm / hostq direct: ${(h.jps / m['hostq-direct'].jps).toFixed(1)}x (goal >= 10x)`);
 if (h && m['pgbench-lock50']) console.log(`hostq shm / pgbench lock-50-then-delete (peers' 1-index jobs table): ${(h.jps / m['pgbench-lock50'].jps).toFixed(2)}x`);
 if (h && m['pgbench-hostq-schema']) console.log(`hostq shm / pgbench of hostq's own statements on its schema (the database alone): ${(h.jps / m['pgbench-hostq-schema'].jps).toFixed(2)}x`);
