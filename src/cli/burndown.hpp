@@ -91,6 +91,7 @@ struct RunConfig {
   int payload_bytes = 0;
   int sleep_ms = -1;  ///< < 0: hostq.noop; else hostq.sleep with this many ms
   int held_batches = -1;  ///< the server's held-lock batch channels; < 0: its default
+  std::chrono::milliseconds batch_max_open{0};  ///< the server's batch bound; 0: its default
   std::string handlerName() const;
   std::string label() const;  ///< "shm ×4"
 };

@@ -10,6 +10,7 @@
 #include "cli/bench_report.hpp"
 #include "cli/burndown.hpp"
 #include "cli/verbs.hpp"
+#include "pool/config_parse.hpp"
 
 namespace hostq::cli {
 namespace {
@@ -26,6 +27,7 @@ struct BenchFlags {
   std::string out;
   int timeout_s = 600;
   int held_batches = -1;
+  std::string batch_max_open;
 };
 
 std::vector<std::string> splitComma(const std::string& s) {
@@ -75,6 +77,12 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
   } else if (f.handler != "noop") {
     throw UsageError("--handler: noop or sleep:MS");
   }
+  std::chrono::milliseconds batchMaxOpen{0};
+  if (!f.batch_max_open.empty()) {
+    auto d = config_detail::parseDuration(f.batch_max_open);
+    if (!d || d->count() < 1) throw UsageError("--batch-max-open: not a duration of at least 1ms: " + f.batch_max_open);
+    batchMaxOpen = *d;
+  }
   std::vector<RunConfig> configs;
   for (int w : workerCounts) {
     for (Transport t : transports) {
@@ -85,6 +93,7 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
       c.payload_bytes = f.payload_bytes;
       c.sleep_ms = sleepMs;
       c.held_batches = f.held_batches;
+      c.batch_max_open = batchMaxOpen;
       configs.push_back(c);
     }
   }
@@ -183,6 +192,7 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   cmd.add_option("--held-batches", f->held_batches,
                  "the server's held-lock batch channels (0 = written-lock claims; default: the server's)")
       ->check(CLI::Range(0, 16));
+  cmd.add_option("--batch-max-open", f->batch_max_open, "the server's held-lock batch bound (e.g. 200ms; default: the server's)");
   cmd.add_option("--jobs", f->jobs, "jobs per run")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
   cmd.add_option("--payload-bytes", f->payload_bytes, "payload size of each job")->check(CLI::Range(0, 1 << 20));
   cmd.add_option("--handler", f->handler, "noop | sleep:MS");

@@ -644,8 +644,8 @@ void Reserver::submitClose(int bi) {
       }
     }
     m_stats.held_released += b.unhanded;
+    b.released = b.unhanded;
     b.unhanded = 0;
-    m_groups[b.group].exhausted = false;  // they are runnable again
   }
   BatchWork w;
   w.kind = BatchWork::Kind::Close;
@@ -703,6 +703,9 @@ void Reserver::applyClose(int bi, BatchOutcome& out) {
     spdlog::warn("{} promotions found their row changed under the batch's own lock",
                  out.closed.promotions.mismatched.size());
   for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+  // Rows it gave back are claimable now, not before: a claim that came back short while this
+  // close was in flight must not keep the group waiting for its poll interval.
+  if (b.released > 0) m_groups[b.group].exhausted = false;
   b = Batch{};
   if (may_unblock) jobsMayExist();
 }

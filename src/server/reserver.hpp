@@ -181,6 +181,7 @@ class Reserver {
     std::size_t rows = 0;                 ///< claimed rows kept (collisions dropped)
     std::size_t unhanded = 0;             ///< rows still in the group's prefetched list
     std::size_t outstanding = 0;          ///< handed out, no result yet
+    std::size_t released = 0;             ///< unhanded rows the close in flight gives back
     std::vector<JobId> handed;
     std::vector<PendingResult> completes, fails;  ///< written by the close
     // What the close in flight carries:
