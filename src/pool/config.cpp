@@ -309,7 +309,11 @@ class Loader {
         {"idle_hook", [&](auto& v, auto& w) { s.idle_hook = string(v, w); }},
         {"restart_grace", [&](auto& v, auto& w) { s.restart_grace = duration(v, w); }},
         {"reconnect_grace", [&](auto& v, auto& w) { s.reconnect_grace = duration(v, w); }},
-        {"held_batches", [&](auto& v, auto& w) { s.held_batches = count(v, w, 0); }},
+        {"held_batches",
+         [&](auto& v, auto& w) {
+           s.held_batches = count(v, w, 0);
+           if (s.held_batches > 16) fail(v, w, "must be between 0 and 16 (connections, each holding one batch open)");
+         }},
         {"batch_max_open",
          [&](auto& v, auto& w) {
            s.batch_max_open = duration(v, w, false);
