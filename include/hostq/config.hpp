@@ -44,6 +44,8 @@ struct ServerSettings {
   /// A live worker whose connection dropped keeps its jobs this long for it to register again
   /// and report them; a worker that died (or did not come back) has them rescheduled.
   std::chrono::milliseconds reconnect_grace{5000};
+  /// HOST:PORT of the HTTP endpoint (metrics, health, stats, dashboard); empty = off.
+  std::string http_listen;
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "hostq/error.hpp"
+#include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
 
 namespace hostq {
@@ -309,6 +310,12 @@ class Loader {
         {"idle_hook", [&](auto& v, auto& w) { s.idle_hook = string(v, w); }},
         {"restart_grace", [&](auto& v, auto& w) { s.restart_grace = duration(v, w); }},
         {"reconnect_grace", [&](auto& v, auto& w) { s.reconnect_grace = duration(v, w); }},
+        {"http_listen",
+         [&](auto& v, auto& w) {
+           s.http_listen = string(v, w);
+           if (!s.http_listen.empty() && !http::parseListenAddress(s.http_listen))
+             fail(v, w, "must be HOST:PORT, e.g. 127.0.0.1:9187 or [::1]:9187");
+         }},
     };
     for (const auto& [key, value] : entries(node, "server")) {
       const std::string where = "server." + key;

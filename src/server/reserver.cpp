@@ -807,7 +807,8 @@ std::vector<Reserver::ClientView> Reserver::clients() const {
     const char* state = c.state == ClientState::Waiting   ? "waiting"
                         : c.state == ClientState::Working ? "working"
                                                           : "idle";
-    out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done});
+    out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done,
+                             c.jobs.empty() ? std::nullopt : std::optional<JobId>(c.jobs.back())});
   }
   return out;
 }

@@ -111,6 +111,7 @@ class Reserver {
     Transport transport;
     const char* state;
     std::uint64_t jobs_done;
+    std::optional<JobId> current_job;  ///< the latest job it holds without a result
   };
   std::vector<ClientView> clients() const;
   std::size_t prefetchedCount() const noexcept;
