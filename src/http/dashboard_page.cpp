@@ -72,6 +72,7 @@ const $ = id => document.getElementById(id);
 const NS = "http://www.w3.org/2000/svg";
 const fmt = n => n == null ? "–" : Number(n).toLocaleString("en-US");
 const short = n => n >= 1e6 ? (n / 1e6).toFixed(1) + "M" : n >= 1e4 ? (n / 1e3).toFixed(0) + "k" : n >= 1e3 ? (n / 1e3).toFixed(1) + "k" : String(Math.round(n * 10) / 10);
+const axisUs = v => v >= 1e6 ? v / 1e6 + "s" : v >= 1e3 ? v / 1e3 + "ms" : v + "µs";
 const us = v => v == null ? "–" : v >= 1e6 ? (v / 1e6).toFixed(2) + " s" : v >= 1e3 ? (v / 1e3).toFixed(1) + " ms" : v.toFixed(1) + " µs";
 const STATES = [["queued", "#4fb3ff"], ["running", "#3ccf8e"], ["prefetched", "#a78bfa"], ["future", "#8a98a8"],
                 ["blocked", "#f5b74f"], ["held", "#d98cff"], ["failed", "#ff6b6b"]];
@@ -120,11 +121,14 @@ function drawHistogram(id, h, color) {
   let lo = h.counts.findIndex(c => c > 0), hi = h.counts.length - 1 - [...h.counts].reverse().findIndex(c => c > 0);
   lo = Math.max(0, lo - 1); hi = Math.min(h.counts.length - 1, hi + 1);
   const n = hi - lo + 1, bw = W / n, max = Math.max(...h.counts.slice(lo, hi + 1));
+  const every = Math.ceil(44 / bw);  // labels that would overlap are left out
   for (let i = lo; i <= hi; i++) {
     const c = h.counts[i], bh = (H - B - T) * c / max, xi = (i - lo) * bw;
-    svg.append(el("svg:rect", {x: xi + 2, y: H - B - bh, width: Math.max(1, bw - 4), height: bh, rx: 2, fill: color, opacity: .85}));
-    if (c) svg.append(el("svg:text", {x: xi + bw / 2, y: H - B - bh - 4, "text-anchor": "middle", class: "axis"}, short(100 * c / h.count) + "%"));
-    svg.append(el("svg:text", {x: xi + bw / 2, y: H - 6, "text-anchor": "middle", class: "axis"}, h.le[i] == null ? "more" : "≤" + us(h.le[i])));
+    const bar = el("svg:rect", {x: xi + 2, y: H - B - bh, width: Math.max(1, bw - 4), height: bh, rx: 2, fill: color, opacity: .85});
+    bar.append(el("svg:title", {}, (h.le[i] == null ? "more" : "≤ " + us(h.le[i])) + ": " + fmt(c)));
+    svg.append(bar);
+    if (c && bw >= 26) svg.append(el("svg:text", {x: xi + bw / 2, y: H - B - bh - 4, "text-anchor": "middle", class: "axis"}, short(100 * c / h.count) + "%"));
+    if ((i - lo) % every == 0) svg.append(el("svg:text", {x: xi + bw / 2, y: H - 6, "text-anchor": "middle", class: "axis"}, h.le[i] == null ? "more" : "≤" + axisUs(h.le[i])));
   }
 }
 function drawQueues(queues, age) {

@@ -6,6 +6,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <deque>
 #include <future>
 #include <optional>
@@ -128,7 +129,27 @@ class Session : public std::enable_shared_from_this<Session> {
   void refuse(bhttp::status status, std::string why) {
     Response res = textResponse(status, 11, std::move(why));
     res.keep_alive(false);
+    m_linger = true;
     send(std::move(res), false);
+  }
+
+  /// After a refusal the client may still be sending: closing now would reset the connection
+  /// and could destroy our answer in its receive buffer. Stop sending, read and drop what comes
+  /// (bounded in bytes and time), then close.
+  void lingerThenClose() {
+    beast::error_code ec;
+    m_stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    m_stream.expires_after(std::chrono::seconds(2));
+    drain();
+  }
+  void drain() {
+    m_stream.async_read_some(asio::buffer(m_discard),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                               self->m_drained += n;
+                               if (ec || self->m_shared->stopped || self->m_drained > kLingerBytes)
+                                 return self->close();
+                               self->drain();
+                             });
   }
 
   void send(Response res, bool head) {
@@ -141,6 +162,7 @@ class Session : public std::enable_shared_from_this<Session> {
     m_res = std::move(res);
     m_stream.expires_after(m_shared->opt.request_timeout);
     bhttp::async_write(m_stream, m_res, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (!ec && self->m_linger && !self->m_shared->stopped) return self->lingerThenClose();
       if (ec || self->m_shared->stopped || !self->m_res.keep_alive()) return self->close();
       self->readRequest();
     });
@@ -150,6 +172,10 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer m_buffer{8192};
   std::optional<bhttp::request_parser<bhttp::string_body>> m_parser;
   Response m_res;
+  static constexpr std::size_t kLingerBytes = 1 << 20;
+  bool m_linger = false;
+  std::size_t m_drained = 0;
+  std::array<char, 4096> m_discard{};
   std::shared_ptr<HttpServer::Shared> m_shared;
 };
 

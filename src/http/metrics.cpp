@@ -64,16 +64,17 @@ class Exposition {
     family(name, "gauge", help);
     sample(name, "", value);
   }
-  /// `scale` turns the histogram's unit into the metric's (ns → s: 1e-9).
+  /// `per_unit`: the histogram's units per unit of the metric (ns per s: 1e9). A division by an
+  /// exact power of ten, so the bounds print as written ("1e-06", not "1.0000000000000002e-06").
   void histogram(std::string_view name, std::string_view help, const server::LatencyHistogram& h,
-                 const std::vector<std::uint64_t>& bounds, double scale) {
+                 const std::vector<std::uint64_t>& bounds, double per_unit) {
     family(name, "histogram", help);
     const auto cum = cumulativeCounts(h, bounds);
     const std::string bucket = std::string(name) + "_bucket";
     for (std::size_t i = 0; i < bounds.size(); ++i)
-      sample(bucket, fmt::format("le=\"{}\"", num(static_cast<double>(bounds[i]) * scale)), cum[i]);
+      sample(bucket, fmt::format("le=\"{}\"", num(static_cast<double>(bounds[i]) / per_unit)), cum[i]);
     sample(bucket, "le=\"+Inf\"", h.count());
-    sample(std::string(name) + "_sum", "", static_cast<double>(h.sum()) * scale);
+    sample(std::string(name) + "_sum", "", static_cast<double>(h.sum()) / per_unit);
     sample(std::string(name) + "_count", "", h.count());
   }
   std::string take() { return std::move(m_out); }
@@ -82,12 +83,12 @@ class Exposition {
   std::string m_out;
 };
 
-Json histogramJson(const server::LatencyHistogram& h, const std::vector<std::uint64_t>& bounds, double scale) {
+Json histogramJson(const server::LatencyHistogram& h, const std::vector<std::uint64_t>& bounds, double per_unit) {
   const auto cum = cumulativeCounts(h, bounds);
   Json le = Json::array(), counts = Json::array();
   std::uint64_t below = 0;
   for (std::size_t i = 0; i < bounds.size(); ++i) {
-    le.push_back(static_cast<double>(bounds[i]) * scale);
+    le.push_back(static_cast<double>(bounds[i]) / per_unit);
     counts.push_back(cum[i] - below);
     below = cum[i];
   }
@@ -176,11 +177,11 @@ std::string renderMetrics(const server::StatsSnapshot* snapshot, const DbProbe::
     e.counter("hostq_notifications_total", "LISTEN notifications received", s.notifications);
     e.counter("hostq_workers_dropped_total", "workers dropped for a protocol error", s.workers_dropped);
     e.histogram("hostq_handoff_seconds", "a worker's request to the job delivered to it", s.handoff,
-                latencyBoundsNs(), 1e-9);
+                latencyBoundsNs(), 1e9);
     e.histogram("hostq_enqueue_to_start_seconds", "a job's created_at to its hand-off to a worker",
-                s.enqueue_to_start, latencyBoundsNs(), 1e-9);
+                s.enqueue_to_start, latencyBoundsNs(), 1e9);
     e.histogram("hostq_db_statement_seconds", "wall time of each database round trip of the server", s.db_statement,
-                latencyBoundsNs(), 1e-9);
+                latencyBoundsNs(), 1e9);
     e.histogram("hostq_reservation_batch_rows", "jobs per reservation", s.batch_sizes, batchBounds(), 1.0);
   } else {
     e.gauge("hostq_server_up", "1 while the server's loop publishes stats", 0);
@@ -218,8 +219,8 @@ Json dashboardJson(const server::StatsSnapshot* snapshot, const DbProbe::State& 
   o["history"] = std::move(hist);
   Json histograms = Json::object();
   if (snapshot) {
-    histograms["handoff_us"] = histogramJson(snapshot->stats.handoff, latencyBoundsNs(), 1e-3);
-    histograms["enqueue_to_start_us"] = histogramJson(snapshot->stats.enqueue_to_start, latencyBoundsNs(), 1e-3);
+    histograms["handoff_us"] = histogramJson(snapshot->stats.handoff, latencyBoundsNs(), 1e3);
+    histograms["enqueue_to_start_us"] = histogramJson(snapshot->stats.enqueue_to_start, latencyBoundsNs(), 1e3);
     histograms["batch_rows"] = histogramJson(snapshot->stats.batch_sizes, batchBounds(), 1.0);
   }
   o["histograms"] = std::move(histograms);
