@@ -82,10 +82,12 @@ function el(tag, attrs, text) {
   if (text != null) e.textContent = text;
   return e;
 }
-function rates(history) {
+// Jobs/s between samples `step` apart: results are written in batches, so per-second
+// differences jump between 0 and twice the rate; a few seconds' window shows the trend.
+function rates(history, step = 1) {
   const out = [];
-  for (let i = 1; i < history.length; i++) {
-    const [t0, c0, f0] = history[i - 1], [t1, c1, f1] = history[i];
+  for (let i = step; i < history.length; i++) {
+    const [t0, c0, f0] = history[i - step], [t1, c1, f1] = history[i];
     const dt = (t1 - t0) / 1000;
     if (dt > 0) out.push([t1, Math.max(0, (c1 + f1 - c0 - f0) / dt)]);
   }
@@ -94,7 +96,7 @@ function rates(history) {
 function drawChart(history) {
   const svg = $("chart"), W = 800, H = 220, L = 46, B = 22, T = 8;
   svg.replaceChildren();
-  const pts = rates(history);
+  const pts = rates(history, 5);
   const now = pts.length ? pts[pts.length - 1][0] : Date.now(), span = 10 * 60 * 1000;
   const max = Math.max(1, ...pts.map(p => p[1])) * 1.15;
   const x = t => L + (W - L - 4) * (1 - (now - t) / span), y = v => H - B - (H - B - T) * v / max;
@@ -104,7 +106,7 @@ function drawChart(history) {
     svg.append(el("svg:text", {x: L - 6, y: y(v) + 3, "text-anchor": "end", class: "axis"}, short(v)));
   }
   for (let m = 0; m <= 10; m += 2)
-    svg.append(el("svg:text", {x: x(now - m * 60000), y: H - 6, "text-anchor": "middle", class: "axis"}, m ? "-" + m + "m" : "now"));
+    svg.append(el("svg:text", {x: x(now - m * 60000), y: H - 6, "text-anchor": m ? "middle" : "end", class: "axis"}, m ? "-" + m + "m" : "now"));
   if (pts.length < 2) return;
   const line = pts.map(p => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" ");
   const grad = el("svg:linearGradient", {id: "g", x1: 0, x2: 0, y1: 0, y2: 1});
@@ -175,8 +177,9 @@ function render(d) {
   if (!s) return;
   $("completed").textContent = fmt(s.jobs_completed);
   $("failed").textContent = fmt(s.jobs_failed) + " failed · " + fmt(s.jobs_rescheduled_died) + " rescheduled";
-  const r = rates(d.history.slice(-11));
-  $("rate").textContent = r.length ? short(r.reduce((a, p) => a + p[1], 0) / r.length) : "–";
+  const last = d.history.slice(-11);
+  const r = last.length > 1 ? rates(last, last.length - 1) : [];
+  $("rate").textContent = r.length ? short(r[0][1]) : "–";
   $("workers-count").textContent = fmt(s.workers.length);
   $("workers-split").textContent = s.workers_shm + " shm · " + s.workers_socket + " socket · " + s.workers_working + " working";
   $("handoff").textContent = us(s.handoff.p50_us);

@@ -47,6 +47,7 @@ void DbProbe::round(std::unique_ptr<Store>& store, std::chrono::steady_clock::ti
       m_state.checked = true;
       m_state.reachable = true;
       m_state.error.clear();
+      m_state.last_ok = std::chrono::steady_clock::now();
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_counts) {

@@ -28,6 +28,9 @@ class DbProbe {
     bool checked = false;    ///< at least one ping finished either way
     bool reachable = false;  ///< the last ping succeeded
     std::string error;       ///< why the last ping failed
+    /// When a ping last succeeded: a ping that hangs (a network partition, no TCP reset) leaves
+    /// `reachable` as it was, so the health check also looks at this.
+    std::chrono::steady_clock::time_point last_ok{};
     bool have_counts = false;
     std::vector<QueueCount> counts;
     std::chrono::steady_clock::time_point counts_at{};

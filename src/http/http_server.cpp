@@ -81,7 +81,7 @@ Response textResponse(bhttp::status status, unsigned version, std::string body) 
   return makeResponse(status, version, "text/plain; charset=utf-8", std::move(body));
 }
 
-const beast::error_code kHttpCategoryProbe = bhttp::make_error_code(bhttp::error::bad_method);
+const beast::error_category& httpParseErrors() { return bhttp::make_error_code(bhttp::error::bad_method).category(); }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -117,7 +117,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // Timed out, went away, or stopped mid-request: nothing to answer.
     if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || ec == beast::error::timeout ||
-        ec.category() != kHttpCategoryProbe.category())
+        ec.category() != httpParseErrors())
       return close();
     if (ec == bhttp::error::header_limit)
       return refuse(bhttp::status::request_header_fields_too_large, "request line and headers too large\n");
@@ -239,8 +239,10 @@ void HttpServer::Shared::refuseBusy(tcp::socket& socket) {
 void HttpServer::Shared::sample() {
   if (stopped) return;
   if (auto snap = board.latest()) {
+    // Stamped with the snapshot's own time (up to 250 ms before now), so rates don't jitter.
+    const auto age = std::chrono::steady_clock::now() - snap->taken_at;
     const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
+                             (std::chrono::system_clock::now() - age).time_since_epoch())
                              .count();
     history.push_back(Sample{unix_ms, snap->stats.jobs_completed, snap->stats.jobs_failed});
     if (history.size() > kHistorySamples) history.pop_front();

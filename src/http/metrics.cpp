@@ -125,6 +125,9 @@ Health evaluateHealth(const server::StatsSnapshot* snapshot, const DbProbe::Stat
   if (age > stale_after)
     return {false, fmt::format("server loop has not published stats for {} ms", age.count())};
   if (db.checked && !db.reachable) return {false, "database unreachable: " + db.error};
+  if (db.checked && now - db.last_ok > stale_after)
+    return {false, fmt::format("database has not answered a ping for {} ms",
+                               std::chrono::duration_cast<std::chrono::milliseconds>(now - db.last_ok).count())};
   if (!snapshot->database_up) return {false, "the server's database connection is down"};
   return {true, "ok"};
 }

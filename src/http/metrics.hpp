@@ -27,7 +27,8 @@ struct Health {
 };
 
 /// `snapshot` may be null (the loop has not published yet). A snapshot older than `stale_after`
-/// means the loop is stuck: unhealthy, like an unreachable database.
+/// means the loop is stuck, a last good ping older than it a database that hangs: unhealthy,
+/// like an unreachable database.
 Health evaluateHealth(const server::StatsSnapshot* snapshot, const DbProbe::State& db,
                       std::chrono::steady_clock::time_point now, std::chrono::milliseconds stale_after);
 

@@ -794,6 +794,13 @@ bool Reserver::drained() {
   return true;
 }
 
+bool Reserver::drainedAsKnown() const {
+  if (!allIdle() || pendingResults() > 0 || m_reservations.busy()) return false;
+  for (auto& g : m_groups)
+    if (!g.prefetched.empty() || (g.workers > 0 && !g.exhausted)) return false;
+  return true;
+}
+
 std::size_t Reserver::prefetchedCount() const noexcept {
   std::size_t n = 0;
   for (auto& g : m_groups) n += g.prefetched.size();

@@ -101,6 +101,10 @@ class Reserver {
   /// Recomputes idle() now (stats must not show a state older than the last hand-out).
   void refreshIdle() { updateIdle(SteadyClock::now()); }
   bool drained();
+  /// drained() without asking the database (for the HTTP side's snapshots, taken every 250 ms):
+  /// the runnable check is that every group's last reservation found less than it asked for and
+  /// nothing (a NOTIFY, a strand moving on) said jobs may exist since.
+  bool drainedAsKnown() const;
   std::size_t clientCount() const noexcept { return m_clientCount; }
   /// Database connectivity as last seen.
   bool databaseUp() const noexcept { return m_dbUp; }

@@ -112,8 +112,10 @@ class Server final : public control::ControlHandler, public ReserverSink {
   void dropWorker(control::ConnId id, const std::string& reason);
   /// Detached clients whose process died or whose grace ran out lose their jobs.
   void expireDetached(SteadyClock::time_point now);
-  std::shared_ptr<StatsSnapshot> takeSnapshot();
-  std::string statsJson() { return dumpJson(server::statsJson(*takeSnapshot())); }
+  /// `ask_database`: whether "drained" may check the queues in the database (a socket stats
+  /// request, which wait-idle relies on) or must do with what the loop knows (HTTP snapshots).
+  std::shared_ptr<StatsSnapshot> takeSnapshot(bool ask_database);
+  std::string statsJson() { return dumpJson(server::statsJson(*takeSnapshot(true))); }
   /// With the HTTP endpoint on: the snapshot it serves, at most this old.
   void publishStats(SteadyClock::time_point now);
   bool startHttp();
@@ -489,7 +491,7 @@ bool Server::scanSlots() {
   return did;
 }
 
-std::shared_ptr<StatsSnapshot> Server::takeSnapshot() {
+std::shared_ptr<StatsSnapshot> Server::takeSnapshot(bool ask_database) {
   auto snap = std::make_shared<StatsSnapshot>();
   snap->server_pid = ::getpid();
   snap->host = m_host;
@@ -499,7 +501,7 @@ std::shared_ptr<StatsSnapshot> Server::takeSnapshot() {
     snap->workers.push_back(WorkerSnapshot{c.name, c.pid, c.transport, c.state, c.jobs_done, c.current_job});
   m_reserver->refreshIdle();
   snap->idle = m_reserver->idle();
-  snap->drained = m_reserver->drained();
+  snap->drained = ask_database ? m_reserver->drained() : m_reserver->drainedAsKnown();
   snap->database_up = m_reserver->databaseUp();
   snap->prefetched = m_reserver->prefetchedCount();
   snap->results_pending = m_reserver->pendingResults();
@@ -511,7 +513,7 @@ std::shared_ptr<StatsSnapshot> Server::takeSnapshot() {
 void Server::publishStats(SteadyClock::time_point now) {
   if (!m_http || now < m_nextPublish) return;
   m_nextPublish = now + std::chrono::milliseconds(250);
-  m_statsBoard.publish(takeSnapshot());
+  m_statsBoard.publish(takeSnapshot(false));
 }
 
 bool Server::startHttp() {
@@ -526,7 +528,7 @@ bool Server::startHttp() {
     spdlog::critical("{}", e.what());
     return false;
   }
-  m_statsBoard.publish(takeSnapshot());
+  m_statsBoard.publish(takeSnapshot(false));
   m_http->start();
   return true;
 }

@@ -52,6 +52,7 @@ TEST(HttpHealth, RulesInOrder) {
   DbProbe::State db;
   db.checked = true;
   db.reachable = true;
+  db.last_ok = now - 1s;
   EXPECT_FALSE(evaluateHealth(nullptr, db, now, 5s).ok);
   server::StatsSnapshot snap;
   snap.database_up = true;
@@ -66,6 +67,9 @@ TEST(HttpHealth, RulesInOrder) {
   EXPECT_FALSE(h.ok);
   EXPECT_EQ(h.reason, "database unreachable: connection refused");
   db.reachable = true;
+  db.last_ok = now - 7s;  // the last ping hangs
+  EXPECT_NE(evaluateHealth(&snap, db, now, 5s).reason.find("has not answered a ping for 7000 ms"), std::string::npos);
+  db.last_ok = now;
   snap.database_up = false;
   EXPECT_FALSE(evaluateHealth(&snap, db, now, 5s).ok);
 }
