@@ -86,7 +86,11 @@ const beast::error_category& httpParseErrors() { return bhttp::make_error_code(b
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServer::Shared> shared)
-      : m_stream(std::move(socket)), m_shared(std::move(shared)) {}
+      : m_stream(std::move(socket)),
+        // Room for a whole request at the limits (and the start of a pipelined next one); the
+        // parser refuses anything larger with 431 or 413 before the buffer is full.
+        m_buffer(bufferLimit(*shared)),
+        m_shared(std::move(shared)) {}
   ~Session() { m_shared->sessions.erase(this); }
 
   void start() { readRequest(); }
@@ -169,7 +173,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream m_stream;
-  beast::flat_buffer m_buffer{8192};
+  static std::size_t bufferLimit(const HttpServer::Shared& s) {
+    return s.opt.max_header_bytes + s.opt.max_body_bytes + 4096;
+  }
+
+  beast::flat_buffer m_buffer;
   std::optional<bhttp::request_parser<bhttp::string_body>> m_parser;
   Response m_res;
   static constexpr std::size_t kLingerBytes = 1 << 20;

@@ -303,6 +303,11 @@ TEST_F(Http, RefusesBadInputAndKeepsServing) {
                    std::string(0x2000, 'x') + "\r\n0\r\n\r\n"),
             413);
 
+  // Headers and a body each just within their limits: answered (405: nothing here takes a body).
+  EXPECT_EQ(status("POST / HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(7 * 1024, 'p') +
+                   "\r\nContent-Length: 4000\r\nConnection: close\r\n\r\n" + std::string(4000, 'b')),
+            405);
+
   // Keep-alive: two requests on one connection, both answered.
   {
     HttpConnection c(http);
