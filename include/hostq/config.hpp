@@ -50,6 +50,8 @@ struct ServerSettings {
   /// The longest a held-lock batch stays open: then its running jobs are promoted to written
   /// locks and the rest is committed. Bounds the transaction's age (vacuum horizon).
   std::chrono::milliseconds batch_max_open{200};
+  /// HOST:PORT of the HTTP endpoint (metrics, health, stats, dashboard); empty = off.
+  std::string http_listen;
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).

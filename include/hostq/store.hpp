@@ -210,6 +210,8 @@ class Store {
   virtual std::uint64_t statementsExecuted() const = 0;
   /// Drops and re-establishes the connection (after a ConnectionLost error).
   virtual void reconnect() = 0;
+  /// One round trip that reads nothing, without retrying (health checks). Throws DbError.
+  virtual void ping() = 0;
   virtual bool connected() const = 0;
 };
 

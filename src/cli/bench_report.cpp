@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "common/json.hpp"
+
 namespace hostq::cli::burndown {
 
 namespace {
@@ -73,10 +75,11 @@ std::string num(double v, int decimals) {
   return s;
 }
 
-std::string jsonNum(const std::optional<double>& v, int decimals) {
-  if (!v || !std::isfinite(*v)) return "null";
-  // More digits than the table shows: JSON is for machines.
-  return num(*v, std::max(decimals, 3));
+Json jsonNum(const std::optional<double>& v, int decimals) {
+  if (!v || !std::isfinite(*v)) return nullptr;
+  // More digits than the table shows (JSON is for machines), but no binary noise past them.
+  const double scale = std::pow(10.0, std::max(decimals, 3));
+  return std::round(*v * scale) / scale;
 }
 
 std::optional<double> median(std::vector<double> v) {
@@ -138,21 +141,18 @@ std::string fmtFairness(const RunResult& r) {
 }
 
 std::string toJson(const RunResult& r) {
-  std::string o = "{";
-  o += fmt::format("\"transport\":\"{}\",\"workers\":{},\"jobs\":{},\"payload_bytes\":{},\"handler\":\"{}\",\"repeat\":{}",
-                   toString(r.config.transport), r.config.workers, r.config.jobs, r.config.payload_bytes,
-                   r.config.handlerName(), r.repeat);
-  for (const auto& f : fields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
-  o += fmt::format(",\"db_statements_source\":{}",
-                   r.db_statements_source.empty() ? "null" : "\"" + r.db_statements_source + "\"");
-  for (const auto& f : laterFields()) o += fmt::format(",\"{}\":{}", f.name, jsonNum(f.get(r), f.decimals));
-  if (!r.error.empty()) {
-    std::string e;
-    for (char c : r.error) e += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
-    o += ",\"error\":\"" + e + "\"";
-  }
-  o += "}";
-  return o;
+  Json o = Json::object();
+  o["transport"] = toString(r.config.transport);
+  o["workers"] = r.config.workers;
+  o["jobs"] = r.config.jobs;
+  o["payload_bytes"] = r.config.payload_bytes;
+  o["handler"] = r.config.handlerName();
+  o["repeat"] = r.repeat;
+  for (const auto& f : fields()) o[f.name] = jsonNum(f.get(r), f.decimals);
+  o["db_statements_source"] = r.db_statements_source.empty() ? Json(nullptr) : Json(r.db_statements_source);
+  for (const auto& f : laterFields()) o[f.name] = jsonNum(f.get(r), f.decimals);
+  if (!r.error.empty()) o["error"] = r.error;
+  return dumpJson(o);
 }
 
 std::string toCsv(const std::vector<RunResult>& runs) {

@@ -21,6 +21,7 @@
 
 #include "cli/fairness.hpp"
 #include "cli/server_query.hpp"
+#include "common/json.hpp"
 #include "common/log.hpp"
 #include "hostq/pool.hpp"
 #include "hostq/store.hpp"
@@ -101,25 +102,6 @@ std::string thousands(double v) {
     out += digits[i];
   }
   return neg ? "-" + out : out;
-}
-
-std::optional<double> jsonNumber(const std::string& json, const std::string& object, const std::string& key) {
-  std::size_t from = 0, to = json.size();
-  if (!object.empty()) {
-    const auto at = json.find("\"" + object + "\":{");
-    if (at == std::string::npos) return std::nullopt;
-    from = at + object.size() + 4;
-    to = json.find('}', from);
-    if (to == std::string::npos) return std::nullopt;
-  }
-  const std::string k = "\"" + key + "\":";
-  const auto at = json.find(k, from);
-  if (at == std::string::npos || at >= to) return std::nullopt;
-  const char* start = json.c_str() + at + k.size();
-  char* end = nullptr;
-  const double v = std::strtod(start, &end);
-  if (end == start) return std::nullopt;
-  return v;
 }
 
 namespace {
@@ -642,22 +624,23 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
     StatsClient client;
     if (auto s = client.query(m.socketPath(), std::chrono::milliseconds(3000), err)) {
       r.stats_json = *s;
-      r.db_statements = jsonNumber(*s, "", "db_statements");
+      const Json stats = parseJsonOrDiscard(*s);
+      r.db_statements = numberAt(stats, "/db_statements");
       if (r.db_statements) r.db_statements_per_job = *r.db_statements / jobs;
       r.db_statements_source = "server_stats";
-      r.handoff_p50_us = jsonNumber(*s, "handoff", "p50_us");
-      r.handoff_p99_us = jsonNumber(*s, "handoff", "p99_us");
-      r.handoff_p999_us = jsonNumber(*s, "handoff", "p999_us");
-      r.enqueue_to_start_p50_us = jsonNumber(*s, "enqueue_to_start", "p50_us");
-      r.enqueue_to_start_p99_us = jsonNumber(*s, "enqueue_to_start", "p99_us");
-      r.enqueue_to_start_p999_us = jsonNumber(*s, "enqueue_to_start", "p999_us");
-      r.reservations = jsonNumber(*s, "", "reservations");
-      r.max_batch = jsonNumber(*s, "", "max_batch");
-      r.held_batches = jsonNumber(*s, "held_batches", "closed");
-      r.held_open_ms_p50 = jsonNumber(*s, "held_batches", "open_ms_p50");
-      r.held_open_ms_p99 = jsonNumber(*s, "held_batches", "open_ms_p99");
-      r.held_jobs_per_batch = jsonNumber(*s, "held_batches", "jobs_mean");
-      r.held_promotions = jsonNumber(*s, "held_batches", "promotions");
+      r.handoff_p50_us = numberAt(stats, "/handoff/p50_us");
+      r.handoff_p99_us = numberAt(stats, "/handoff/p99_us");
+      r.handoff_p999_us = numberAt(stats, "/handoff/p999_us");
+      r.enqueue_to_start_p50_us = numberAt(stats, "/enqueue_to_start/p50_us");
+      r.enqueue_to_start_p99_us = numberAt(stats, "/enqueue_to_start/p99_us");
+      r.enqueue_to_start_p999_us = numberAt(stats, "/enqueue_to_start/p999_us");
+      r.reservations = numberAt(stats, "/reservations");
+      r.max_batch = numberAt(stats, "/max_batch");
+      r.held_batches = numberAt(stats, "/held_batches/closed");
+      r.held_open_ms_p50 = numberAt(stats, "/held_batches/open_ms_p50");
+      r.held_open_ms_p99 = numberAt(stats, "/held_batches/open_ms_p99");
+      r.held_jobs_per_batch = numberAt(stats, "/held_batches/jobs_mean");
+      r.held_promotions = numberAt(stats, "/held_batches/promotions");
       if (const auto counts = workerJobCounts(*s)) {
         const Fairness f = computeFairness(r.elapsed_s, c.workers, *counts);
         r.fairness_min_jobs = static_cast<double>(f.min_jobs);

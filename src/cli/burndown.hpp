@@ -176,8 +176,5 @@ class Runner {
 
 /// "200,000"
 std::string thousands(double v);
-/// Reads a number at `"key":` inside the object at `"object":{` (or at top level when `object`
-/// is empty) of our own flat-ish stats JSON.
-std::optional<double> jsonNumber(const std::string& json, const std::string& object, const std::string& key);
 
 }  // namespace hostq::cli::burndown

@@ -1,7 +1,7 @@
 #pragma once
 // Fairness of a burn-down across the workers of a farm: from the jobs each worker did over the
 // timed window, how much longer the least served worker waited between jobs than the farm's mean.
-// Header-only (like json.hpp) so the unit test compiles it without linking the CLI.
+// Header-only so the unit test compiles it without linking the CLI.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/json.hpp"
+#include "common/json.hpp"
 
 namespace hostq::cli::burndown {
 
@@ -54,91 +54,32 @@ inline Fairness computeFairness(double elapsed_s, int workers, const std::vector
   return f;
 }
 
-namespace detail {
-
-/// The end of the JSON string starting at `text[at] == '"'` (one past the closing quote), or npos.
-inline std::size_t skipJsonString(std::string_view text, std::size_t at) {
-  for (std::size_t i = at + 1; i < text.size(); ++i) {
-    if (text[i] == '\\') ++i;
-    else if (text[i] == '"') return i + 1;
-  }
-  return std::string_view::npos;
-}
-
-}  // namespace detail
-
 /// The "jobs" of every item of the server stats' top-level "workers" array
 /// (`{"name":…,"pid":…,"transport":…,"state":…,"jobs":…}`), items of the same pid summed (one
 /// process, whatever its connections). nullopt when the array is missing or malformed.
 inline std::optional<std::vector<std::uint64_t>> workerJobCounts(std::string_view stats_json) {
-  // Find the key "workers" at the top level: skip strings, track depth.
-  std::size_t pos = std::string_view::npos;
-  int depth = 0;
-  for (std::size_t i = 0; i < stats_json.size();) {
-    const char c = stats_json[i];
-    if (c == '"') {
-      const std::size_t end = detail::skipJsonString(stats_json, i);
-      if (end == std::string_view::npos) return std::nullopt;
-      if (depth == 1 && stats_json.substr(i, end - i) == "\"workers\"") {
-        std::size_t j = end;
-        while (j < stats_json.size() && (stats_json[j] == ' ' || stats_json[j] == '\n')) ++j;
-        if (j < stats_json.size() && stats_json[j] == ':') {
-          pos = j + 1;
-          break;
-        }
-      }
-      i = end;
-      continue;
-    }
-    if (c == '{' || c == '[') ++depth;
-    if (c == '}' || c == ']') --depth;
-    ++i;
-  }
-  if (pos == std::string_view::npos) return std::nullopt;
-  while (pos < stats_json.size() && stats_json[pos] == ' ') ++pos;
-  if (pos >= stats_json.size() || stats_json[pos] != '[') return std::nullopt;
-  ++pos;
-
+  const Json stats = Json::parse(stats_json.begin(), stats_json.end(), nullptr, false);
+  if (!stats.is_object()) return std::nullopt;
+  const auto workers = stats.find("workers");
+  if (workers == stats.end() || !workers->is_array()) return std::nullopt;
   std::vector<std::uint64_t> counts;
   std::map<std::int64_t, std::size_t> byPid;  // pid → index into counts
-  for (;;) {
-    while (pos < stats_json.size() && (stats_json[pos] == ' ' || stats_json[pos] == ',' || stats_json[pos] == '\n')) ++pos;
-    if (pos >= stats_json.size()) return std::nullopt;
-    if (stats_json[pos] == ']') break;
-    if (stats_json[pos] != '{') return std::nullopt;
-    // The item is a flat object: its end is the first '}' outside a string.
-    std::size_t end = pos + 1;
-    while (end < stats_json.size() && stats_json[end] != '}') {
-      if (stats_json[end] == '"') {
-        end = detail::skipJsonString(stats_json, end);
-        if (end == std::string_view::npos) return std::nullopt;
-      } else {
-        ++end;
-      }
-    }
-    if (end >= stats_json.size()) return std::nullopt;
-    std::optional<std::int64_t> jobs, pid;
-    try {
-      for (const auto& [key, value] : json::parseObject(stats_json.substr(pos, end + 1 - pos))) {
-        if (key == "jobs") jobs = value.asInteger();
-        else if (key == "pid") pid = value.asInteger();
-      }
-    } catch (const json::ParseError&) {
-      return std::nullopt;
-    }
-    if (!jobs || *jobs < 0) return std::nullopt;
-    const auto n = static_cast<std::uint64_t>(*jobs);
-    if (pid) {
-      if (auto it = byPid.find(*pid); it != byPid.end()) {
+  for (const auto& item : *workers) {
+    if (!item.is_object()) return std::nullopt;
+    const auto jobs = item.find("jobs");
+    if (jobs == item.end() || !jobs->is_number_unsigned()) return std::nullopt;
+    const auto n = jobs->get<std::uint64_t>();
+    const auto pid = item.find("pid");
+    if (pid != item.end() && pid->is_number_integer()) {
+      if (auto it = byPid.find(pid->get<std::int64_t>()); it != byPid.end()) {
         counts[it->second] += n;
       } else {
-        byPid.emplace(*pid, counts.size());
+        byPid.emplace(pid->get<std::int64_t>(), counts.size());
         counts.push_back(n);
       }
     } else {
       counts.push_back(n);
     }
-    pos = end + 1;
   }
   return counts;
 }

@@ -1,6 +1,7 @@
 #include "cli/farm_flags.hpp"
 
 #include "hostq/error.hpp"
+#include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
 
 namespace hostq::cli {
@@ -36,6 +37,9 @@ void addServerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--max-workers", f.max_workers, "shared-memory slots; more workers use the socket");
   cmd.add_option("--idle-hook", f.idle_hook, "shell command run when the host turns idle or busy ($HOSTQ_IDLE)");
   cmd.add_flag("--no-process-titles", f.no_process_titles, "leave process names alone");
+  cmd.add_option("--http", f.http_listen,
+                 "serve /metrics, /healthz, /api/stats and a dashboard on HOST:PORT (job stats: keep it on loopback "
+                 "or a private network)");
 }
 
 namespace {
@@ -84,6 +88,11 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (f.forced_latency) v.forced_latency = true;
   if (f.max_workers) v.max_workers = *f.max_workers;
   if (f.idle_hook) v.idle_hook = *f.idle_hook;
+  if (f.http_listen) {
+    if (!http::parseListenAddress(*f.http_listen))
+      throw ValidationError("--http: not HOST:PORT (e.g. 127.0.0.1:9187 or [::1]:9187): " + *f.http_listen);
+    v.http_listen = *f.http_listen;
+  }
   if (f.delete_failed_jobs) v.keep_failed_jobs = false;
   if (f.max_attempts) v.default_max_attempts = *f.max_attempts;
   if (f.no_process_titles) s.process_titles = false;

@@ -37,6 +37,7 @@ struct FarmFlags {
   bool forced_latency = false;
   std::optional<int> max_workers;
   std::optional<std::string> idle_hook;
+  std::optional<std::string> http_listen;
   bool delete_failed_jobs = false;
   std::optional<int> max_attempts;
   bool no_process_titles = false;

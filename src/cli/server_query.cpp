@@ -4,6 +4,7 @@
 
 #include <variant>
 
+#include "common/json.hpp"
 #include "control/control_client.hpp"
 #include "hostq/config.hpp"
 
@@ -56,36 +57,10 @@ std::optional<std::string> StatsClient::query(const std::string& socket_path, st
   }
 }
 
-bool jsonFlag(const std::string& json, const std::string& key) {
-  return json.find("\"" + key + "\":true") != std::string::npos;
-}
-
 std::string prettyJson(const std::string& json) {
-  std::string out;
-  int depth = 0;
-  bool in_string = false;
-  auto newline = [&] {
-    out += '\n';
-    out.append(static_cast<std::size_t>(depth) * 2, ' ');
-  };
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      out += c;
-      if (c == '\\' && i + 1 < json.size()) out += json[++i];
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    switch (c) {
-      case '"': in_string = true; out += c; break;
-      case '{': case '[': out += c; ++depth; newline(); break;
-      case '}': case ']': --depth; newline(); out += c; break;
-      case ',': out += c; newline(); break;
-      case ':': out += ": "; break;
-      default: out += c;
-    }
-  }
-  return out + "\n";
+  const Json doc = parseJsonOrDiscard(json);
+  // Not JSON (an old or foreign server): show it as it came rather than nothing.
+  return (doc.is_discarded() ? json : dumpJson(doc, 2)) + "\n";
 }
 
 }  // namespace hostq::cli

@@ -26,8 +26,6 @@ inline std::optional<std::string> queryStats(const std::string& socket_path, std
                                              std::string& error) {
   return StatsClient().query(socket_path, timeout, error);
 }
-/// `"key":true` in a flat reading of our own stats JSON.
-bool jsonFlag(const std::string& json, const std::string& key);
 /// Indents JSON for people.
 std::string prettyJson(const std::string& json);
 

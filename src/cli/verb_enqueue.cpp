@@ -96,22 +96,24 @@ NewJob fromFlags(const Options& o) {
   return job;
 }
 
-std::string requireString(const std::string& key, const json::Value& v) {
-  if (v.type != json::Value::Type::String) throw ValidationError(key + " must be a string");
-  return v.text;
+std::string requireString(const std::string& key, const Json& v) {
+  if (!v.is_string()) throw ValidationError(key + " must be a string");
+  return v.get<std::string>();
 }
 
-int requireInt(const std::string& key, const json::Value& v) {
-  auto n = v.asInteger();
-  if (!n || *n < INT32_MIN || *n > INT32_MAX) throw ValidationError(key + " must be a whole number");
-  return static_cast<int>(*n);
+int requireInt(const std::string& key, const Json& v) {
+  const bool whole = v.is_number_integer() && (v.is_number_unsigned() ? v.get<std::uint64_t>() <= INT32_MAX
+                                                                       : v.get<std::int64_t>() >= INT32_MIN &&
+                                                                             v.get<std::int64_t>() <= INT32_MAX);
+  if (!whole) throw ValidationError(key + " must be a whole number");
+  return static_cast<int>(v.get<std::int64_t>());
 }
 
 // One JSON line over the flags' values: the flags are defaults (`--queue q --stdin`).
-NewJob fromJson(const json::Object& object, const NewJob& defaults) {
+NewJob fromJson(const Json& object, const NewJob& defaults) {
   NewJob job = defaults;
-  for (const auto& [key, v] : object) {
-    if (v.isNull()) continue;
+  for (const auto& [key, v] : object.items()) {
+    if (v.is_null()) continue;
     if (key == "tag") {
       job.tag = requireString(key, v);
     } else if (key == "payload") {

@@ -4,9 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "cli/json.hpp"
 #include "cli/times.hpp"
 #include "cli/verbs.hpp"
+#include "common/json.hpp"
+#include "store/queue_count_json.hpp"
 
 namespace hostq::cli {
 namespace {
@@ -61,32 +62,33 @@ std::optional<std::string> timeOrNull(const std::optional<TimePoint>& t) {
 }
 
 std::string toJson(const Job& job, const std::string& st) {
-  json::ObjectWriter w;
-  w.add("id", job.id)
-      .add("state", st)
-      .add("queue", job.queue)
-      .add("priority", job.priority)
-      .add("attempts", job.attempts)
-      .add("max_attempts", job.max_attempts)
-      .add("tag", job.tag)
-      .add("payload", job.payload)
-      .add("run_at", formatTime(job.run_at))
-      .add("locked_by", job.locked_by)
-      .add("locked_at", timeOrNull(job.locked_at))
-      .add("strand", job.strand)
-      .add("next_in_strand", job.next_in_strand)
-      .add("max_concurrent", job.max_concurrent)
-      .add("singleton", job.singleton)
-      .add("expires_at", timeOrNull(job.expires_at))
-      .add("source", job.source)
-      .add("last_error", job.last_error)
-      .add("created_at", formatTime(job.created_at));
+  auto opt = [](const auto& v) { return v ? Json(*v) : Json(nullptr); };
+  Json w = Json::object();
+  w["id"] = job.id;
+  w["state"] = st;
+  w["queue"] = job.queue;
+  w["priority"] = job.priority;
+  w["attempts"] = job.attempts;
+  w["max_attempts"] = opt(job.max_attempts);
+  w["tag"] = job.tag;
+  w["payload"] = job.payload;
+  w["run_at"] = formatTime(job.run_at);
+  w["locked_by"] = opt(job.locked_by);
+  w["locked_at"] = opt(timeOrNull(job.locked_at));
+  w["strand"] = opt(job.strand);
+  w["next_in_strand"] = job.next_in_strand;
+  w["max_concurrent"] = job.max_concurrent;
+  w["singleton"] = opt(job.singleton);
+  w["expires_at"] = opt(timeOrNull(job.expires_at));
+  w["source"] = opt(job.source);
+  w["last_error"] = opt(job.last_error);
+  w["created_at"] = formatTime(job.created_at);
   if (st == "failed") {
-    w.add("failed_at", timeOrNull(job.failed_at))
-        .add("original_job_id", job.original_job_id)
-        .add("requeued_job_id", job.requeued_job_id);
+    w["failed_at"] = opt(timeOrNull(job.failed_at));
+    w["original_job_id"] = opt(job.original_job_id);
+    w["requeued_job_id"] = opt(job.requeued_job_id);
   }
-  return w.str();
+  return dumpJson(w);
 }
 
 int listCounts(Store& store, const Options& o) {
@@ -94,17 +96,7 @@ int listCounts(Store& store, const Options& o) {
   std::erase_if(counts, [&](const QueueCount& c) { return !o.queue.empty() && c.queue != o.queue; });
   if (o.json) {
     for (const auto& c : counts) {
-      std::printf("%s\n", json::ObjectWriter()
-                              .add("queue", c.queue)
-                              .add("queued", c.queued)
-                              .add("future", c.future)
-                              .add("blocked", c.blocked)
-                              .add("running", c.running)
-                              .add("prefetched", c.prefetched)
-                              .add("held", c.on_hold)
-                              .add("failed", c.failed)
-                              .str()
-                              .c_str());
+      std::printf("%s\n", dumpJson(queueCountJson(c)).c_str());
     }
     return 0;
   }

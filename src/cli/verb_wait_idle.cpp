@@ -5,6 +5,7 @@
 
 #include "cli/server_query.hpp"
 #include "cli/verbs.hpp"
+#include "common/json.hpp"
 
 namespace hostq::cli {
 namespace {
@@ -22,7 +23,12 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
       auto s = client.query(common.socketPath(), std::chrono::milliseconds(2000), err);
       // No worker connected yet (a pool just started) is not "drained": the server would say
       // true for want of any worker config to check the queues of.
-      if (s && jsonFlag(*s, "drained") && s->find("\"workers\":[]") == std::string::npos) return 0;
+      if (s) {
+        const Json stats = parseJsonOrDiscard(*s);
+        if (flagAt(stats, "/drained") && stats.contains("workers") && stats.at("workers").is_array() &&
+            !stats.at("workers").empty())
+          return 0;
+      }
       // Polling the server's state: each ask is one stats round trip (and one cheap query).
       ::poll(nullptr, 0, 50);
     }

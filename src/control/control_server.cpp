@@ -553,6 +553,8 @@ void ControlServer::start() {
 
 ControlServer::~ControlServer() { stop(); }
 
+asio::io_context& ControlServer::ioContext() noexcept { return m_impl->io; }
+
 void ControlServer::stop() {
   if (!m_impl || m_impl->stopped) return;
   if (!m_impl->thread.joinable()) {  // never started: nothing runs on the io thread

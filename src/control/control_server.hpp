@@ -19,6 +19,10 @@
 #include "protocol/codec.hpp"
 #include "protocol/messages.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace hostq::control {
 
 /// Never reused within one ControlServer, so a stale id from a dropped connection is harmless.
@@ -112,6 +116,9 @@ class ControlServer {
   /// The socket file of a dead server was replaced at start: this is a restart, and that
   /// server's workers may be reconnecting with jobs and results to report.
   bool replacedStaleSocket() const noexcept;
+  /// The io thread's context, for other socket I/O of the server that must not get a thread of
+  /// its own (the HTTP endpoint). Whatever runs on it must not block, like the handlers.
+  boost::asio::io_context& ioContext() noexcept;
 
  private:
   struct Impl;

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "hostq/error.hpp"
+#include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
 
 namespace hostq {
@@ -318,6 +319,12 @@ class Loader {
          [&](auto& v, auto& w) {
            s.batch_max_open = duration(v, w, false);
            if (s.batch_max_open.count() < 1) fail(v, w, "must be at least 1ms");
+         }},
+        {"http_listen",
+         [&](auto& v, auto& w) {
+           s.http_listen = string(v, w);
+           if (!s.http_listen.empty() && !http::parseListenAddress(s.http_listen))
+             fail(v, w, "must be HOST:PORT, e.g. 127.0.0.1:9187 or [::1]:9187");
          }},
     };
     for (const auto& [key, value] : entries(node, "server")) {

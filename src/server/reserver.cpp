@@ -1153,6 +1153,13 @@ bool Reserver::drained() {
   return true;
 }
 
+bool Reserver::drainedAsKnown() const {
+  if (!allIdle() || pendingResults() > 0 || m_reservations.busy() || batchesInUse() > 0) return false;
+  for (auto& g : m_groups)
+    if (!g.prefetched.empty() || (g.workers > 0 && !g.exhausted)) return false;
+  return true;
+}
+
 std::size_t Reserver::prefetchedCount() const noexcept {
   std::size_t n = 0;
   for (auto& g : m_groups) n += g.prefetched.size();
@@ -1166,7 +1173,8 @@ std::vector<Reserver::ClientView> Reserver::clients() const {
     const char* state = c.state == ClientState::Waiting   ? "waiting"
                         : c.state == ClientState::Working ? "working"
                                                           : "idle";
-    out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done});
+    out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done,
+                             c.jobs.empty() ? std::nullopt : std::optional<JobId>(c.jobs.back())});
   }
   return out;
 }

@@ -106,6 +106,10 @@ class Reserver {
   /// Recomputes idle() now (stats must not show a state older than the last hand-out).
   void refreshIdle() { updateIdle(SteadyClock::now()); }
   bool drained();
+  /// drained() without asking the database (for the HTTP side's snapshots, taken every 250 ms):
+  /// the runnable check is that every group's last reservation found less than it asked for and
+  /// nothing (a NOTIFY, a strand moving on) said jobs may exist since.
+  bool drainedAsKnown() const;
   std::size_t clientCount() const noexcept { return m_clientCount; }
   /// A previous server on this host died (its socket was left behind): its workers may be
   /// reconnecting with jobs that held-lock batches claimed, which nothing in the database
@@ -120,6 +124,7 @@ class Reserver {
     Transport transport;
     const char* state;
     std::uint64_t jobs_done;
+    std::optional<JobId> current_job;  ///< the latest job it holds without a result
   };
   std::vector<ClientView> clients() const;
   std::size_t prefetchedCount() const noexcept;

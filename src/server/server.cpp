@@ -16,14 +16,16 @@
 #include <unordered_map>
 #include <variant>
 
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "common/process_probe.hpp"
 #include "control/control_server.hpp"
 #include "hostq/store.hpp"
+#include "http/http_server.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/job_convert.hpp"
 #include "server/reserver.hpp"
 #include "server/result_writer.hpp"
+#include "server/stats_snapshot.hpp"
 #include "shm/server_segment.hpp"
 
 namespace hostq::server {
@@ -110,7 +112,13 @@ class Server final : public control::ControlHandler, public ReserverSink {
   void dropWorker(control::ConnId id, const std::string& reason);
   /// Detached clients whose process died or whose grace ran out lose their jobs.
   void expireDetached(SteadyClock::time_point now);
-  std::string statsJson();
+  /// `ask_database`: whether "drained" may check the queues in the database (a socket stats
+  /// request, which wait-idle relies on) or must do with what the loop knows (HTTP snapshots).
+  std::shared_ptr<StatsSnapshot> takeSnapshot(bool ask_database);
+  std::string statsJson() { return dumpJson(server::statsJson(*takeSnapshot(true))); }
+  /// With the HTTP endpoint on: the snapshot it serves, at most this old.
+  void publishStats(SteadyClock::time_point now);
+  bool startHttp();
   void listenLoop();
   void runIdleHook(bool idle);
 
@@ -124,6 +132,9 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::vector<std::unique_ptr<BatchChannel>> m_channels;
   std::unique_ptr<Reserver> m_reserver;
   ServerStats m_stats;
+  StatsBoard m_statsBoard;
+  std::unique_ptr<http::HttpServer> m_http;
+  SteadyClock::time_point m_nextPublish{};
 
   std::mutex m_inboxMutex;
   /// Set (release) with every post, cleared by drainInbox: the loop's fast path skips the mutex.
@@ -481,85 +492,48 @@ bool Server::scanSlots() {
   return did;
 }
 
-std::string Server::statsJson() {
-  JsonWriter w;
-  w.beginObject();
-  w.field("server_pid", static_cast<std::int64_t>(::getpid()));
-  w.field("host", m_host);
-  w.field("generation", m_segment->generation());
-  w.key("workers").beginArray();
-  std::uint64_t waiting = 0, working = 0, by_shm = 0, by_socket = 0;
-  for (auto& c : m_reserver->clients()) {
-    w.beginObject();
-    w.field("name", c.name).field("pid", c.pid).field("transport", toString(c.transport));
-    w.field("state", c.state).field("jobs", c.jobs_done);
-    w.endObject();
-    waiting += std::string_view(c.state) == "waiting";
-    working += std::string_view(c.state) == "working";
-    (c.transport == Transport::Shm ? by_shm : by_socket)++;
-  }
-  w.endArray();
-  w.field("workers_shm", by_shm).field("workers_socket", by_socket);
-  w.field("workers_waiting", waiting).field("workers_working", working);
-  const auto& s = m_stats;
+std::shared_ptr<StatsSnapshot> Server::takeSnapshot(bool ask_database) {
+  auto snap = std::make_shared<StatsSnapshot>();
+  snap->server_pid = ::getpid();
+  snap->host = m_host;
+  snap->generation = m_segment->generation();
+  if (m_http) snap->http = m_http->address();
+  for (auto& c : m_reserver->clients())
+    snap->workers.push_back(WorkerSnapshot{c.name, c.pid, c.transport, c.state, c.jobs_done, c.current_job});
   m_reserver->refreshIdle();
-  w.field("idle", m_reserver->idle());
-  w.field("drained", m_reserver->drained());
-  w.field("database_up", m_reserver->databaseUp());
-  w.field("jobs_handed_out", s.jobs_handed_out).field("handed_out_shm", s.handed_out_shm);
-  w.field("handed_out_socket", s.handed_out_socket).field("handed_from_prefetch", s.handed_from_prefetch);
-  w.field("jobs_completed", s.jobs_completed).field("jobs_failed", s.jobs_failed);
-  w.field("jobs_rescheduled_died", s.jobs_rescheduled_died).field("jobs_unlocked", s.jobs_unlocked);
-  w.field("prefetched", static_cast<std::uint64_t>(m_reserver->prefetchedCount()));
-  w.field("results_pending", static_cast<std::uint64_t>(m_reserver->pendingResults()));
-  w.field("reservations", s.reservations).field("reserved_rows", s.reserved_rows);
-  w.field("empty_reservations", s.empty_reservations).field("max_batch", s.max_batch_seen);
-  w.field("transfer_mismatches", s.transfer_mismatches).field("result_mismatches", s.result_mismatches);
-  w.field("db_statements", s.statements.total());
-  w.key("db_statements_by_kind").beginObject();
-  w.field("reserve", s.statements.reserve).field("transfer", s.statements.transfer);
-  w.field("complete", s.statements.complete).field("fail", s.statements.fail);
-  w.field("unlock", s.statements.unlock).field("maintenance", s.statements.maintenance);
-  w.field("claim", s.statements.claim).field("close", s.statements.close);
-  w.endObject();
-  const std::uint64_t done = s.jobs_completed + s.jobs_failed;
-  w.field("db_statements_per_job", done ? static_cast<double>(s.statements.total()) / static_cast<double>(done) : 0.0);
-  w.field("db_errors", s.db_errors).field("db_reconnects", s.db_reconnects);
-  w.field("notifications", s.notifications).field("workers_dropped", s.workers_dropped);
-  w.field("idle_transitions", s.idle_transitions);
-  auto pct = [&](const char* name, const LatencyHistogram& h) {
-    w.key(name).beginObject();
-    w.field("count", h.count());
-    w.field("p50_us", static_cast<double>(h.percentile(0.50)) / 1000.0);
-    w.field("p99_us", static_cast<double>(h.percentile(0.99)) / 1000.0);
-    w.field("p999_us", static_cast<double>(h.percentile(0.999)) / 1000.0);
-    w.endObject();
-  };
-  pct("handoff", s.handoff);
-  pct("db_statement", s.db_statement);
-  w.field("db_busy_ms", static_cast<double>(s.db_busy_ns) / 1e6);
-  pct("enqueue_to_start", s.enqueue_to_start);
-  w.key("batch_rows").beginObject();
-  w.field("count", s.batch_sizes.count());
-  w.field("p50", s.batch_sizes.percentile(0.5)).field("max", s.max_batch_seen);
-  w.endObject();
-  w.key("held_batches").beginObject();
-  w.field("channels", static_cast<std::uint64_t>(m_channels.size()));
-  w.field("in_use", static_cast<std::uint64_t>(m_reserver->batchesInUse()));
-  w.field("opened", s.held_batches_opened).field("closed", s.held_batches_closed);
-  w.field("lost", s.held_batches_lost).field("lost_jobs", s.held_lost_jobs);
-  w.field("promotions", s.held_promotions).field("released", s.held_released);
-  w.field("collisions", s.held_collisions);
-  w.field("open_ms_p50", static_cast<double>(s.held_open_time.percentile(0.5)) / 1e6);
-  w.field("open_ms_p99", static_cast<double>(s.held_open_time.percentile(0.99)) / 1e6);
-  w.field("open_ms_max", static_cast<double>(s.held_open_time.percentile(1.0)) / 1e6);
-  w.field("jobs_p50", s.held_batch_jobs.percentile(0.5));
-  w.field("jobs_mean", s.held_batches_closed ? static_cast<double>(s.held_batch_jobs_sum) /
-                                                   static_cast<double>(s.held_batches_closed)
-                                             : 0.0);
-  w.endObject();
-  w.endObject();
-  return w.str();
+  snap->idle = m_reserver->idle();
+  snap->drained = ask_database ? m_reserver->drained() : m_reserver->drainedAsKnown();
+  snap->database_up = m_reserver->databaseUp();
+  snap->prefetched = m_reserver->prefetchedCount();
+  snap->results_pending = m_reserver->pendingResults();
+  snap->held_channels = m_channels.size();
+  snap->held_in_use = m_reserver->batchesInUse();
+  snap->stats = m_stats;
+  snap->taken_at = SteadyClock::now();
+  return snap;
+}
+
+void Server::publishStats(SteadyClock::time_point now) {
+  if (!m_http || now < m_nextPublish) return;
+  m_nextPublish = now + std::chrono::milliseconds(250);
+  m_statsBoard.publish(takeSnapshot(false));
+}
+
+bool Server::startHttp() {
+  if (m_o.settings.http_listen.empty()) return true;
+  http::HttpOptions ho;
+  ho.listen = *http::parseListenAddress(m_o.settings.http_listen);  // checked with the settings
+  ho.database_url = m_o.database_url;
+  ho.schema = m_o.schema;
+  try {
+    m_http = std::make_unique<http::HttpServer>(m_control->ioContext(), ho, m_statsBoard);
+  } catch (const http::HttpSetupError& e) {
+    spdlog::critical("{}", e.what());
+    return false;
+  }
+  m_statsBoard.publish(takeSnapshot(false));
+  m_http->start();
+  return true;
 }
 
 void Server::listenLoop() {
@@ -691,6 +665,7 @@ int Server::run() {
     else spdlog::warn("allowed_group {} not found; only our uid may connect", m_o.settings.allowed_group);
   }
   m_control = std::make_unique<control::ControlServer>(co, *this);
+  if (!startHttp()) return 1;
   m_control->start();
   if (m_control->replacedStaleSocket()) m_reserver->expectReconnects();
   m_listener = std::thread([this] { listenLoop(); });
@@ -716,6 +691,7 @@ int Server::run() {
     }
     const auto now = SteadyClock::now();
     expireDetached(now);
+    publishStats(now);
     did |= m_reserver->poll(now);
     const bool idle = m_reserver->idle();
     if (idle != m_wasIdle) {
@@ -725,6 +701,7 @@ int Server::run() {
     if (did) continue;
     auto deadline = m_reserver->nextDeadline(now);
     if (!m_detached.empty()) deadline = std::min(deadline, m_nextDetachCheck);
+    if (m_http) deadline = std::min(deadline, m_nextPublish);
     auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - SteadyClock::now());
     timeout = std::clamp(timeout, std::chrono::nanoseconds(0), std::chrono::nanoseconds(std::chrono::seconds(1)));
     m_segment->waitForWork(timeout);
@@ -753,6 +730,7 @@ int Server::run() {
   for (auto& c : m_channels) c->stop();
   m_listenStop.store(true);
   m_listener.join();
+  if (m_http) m_http->stop();
   m_control->stop();
   g_doorbell.store(nullptr);
   m_segment->retire();

@@ -23,6 +23,7 @@ std::uint64_t LatencyHistogram::bucketUpper(int index) noexcept {
 void LatencyHistogram::record(std::uint64_t ns) noexcept {
   ++m_buckets[static_cast<std::size_t>(indexOf(ns))];
   ++m_count;
+  m_sum += ns;
 }
 
 std::uint64_t LatencyHistogram::percentile(double q) const noexcept {
@@ -41,6 +42,7 @@ void LatencyHistogram::merge(const LatencyHistogram& other) noexcept {
   for (int i = 0; i < kBuckets; ++i)
     m_buckets[static_cast<std::size_t>(i)] += other.m_buckets[static_cast<std::size_t>(i)];
   m_count += other.m_count;
+  m_sum += other.m_sum;
 }
 
 }  // namespace hostq::server

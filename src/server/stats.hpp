@@ -15,6 +15,8 @@ class LatencyHistogram {
   static constexpr int kBuckets = 64 * kSub;
   void record(std::uint64_t ns) noexcept;
   std::uint64_t count() const noexcept { return m_count; }
+  /// Sum of every recorded value (Prometheus histograms carry it).
+  std::uint64_t sum() const noexcept { return m_sum; }
   /// q in [0,1]; returns nanoseconds (upper edge of the bucket), 0 when empty.
   std::uint64_t percentile(double q) const noexcept;
   void merge(const LatencyHistogram& other) noexcept;
@@ -27,6 +29,7 @@ class LatencyHistogram {
   static int indexOf(std::uint64_t ns) noexcept;
   std::array<std::uint64_t, kBuckets> m_buckets{};
   std::uint64_t m_count = 0;
+  std::uint64_t m_sum = 0;
 };
 
 struct StatementCounts {

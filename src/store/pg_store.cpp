@@ -578,6 +578,7 @@ class PgStore final : public Store, public store::HeldClaims {
     reconnectWithBackoff();
   }
   bool connected() const override { return m_conn.ok(); }
+  void ping() override { m_conn.simple("SELECT 1", Phase::Read); }
 
  private:
   /// BEGIN now, ROLLBACK on scope exit unless committed. COMMIT is the one write whose loss

@@ -11,6 +11,7 @@
 
 #include "hostq/config.hpp"
 #include "hostq/error.hpp"
+#include "http/listen_address.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string yaml(reinterpret_cast<const char*>(data), size);
@@ -19,6 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (s.server.fetch_batch_size < 1 || s.server.max_batch < 1 || s.server.flush_batch < 1) std::abort();
     if (s.server.max_frame_bytes < 4096) std::abort();
     if (s.server.default_max_attempts < 1) std::abort();
+    if (!s.server.http_listen.empty() && !hostq::http::parseListenAddress(s.server.http_listen)) std::abort();
     for (const auto& w : s.workers) {
       if (w.config.queue.empty()) std::abort();
       if (w.config.min_priority > w.config.max_priority) std::abort();

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/json.hpp"
+#include "common/json.hpp"
 #include "support/db_fixture.hpp"
 
 namespace {
@@ -75,17 +75,7 @@ std::vector<std::string> lines(const std::string& text) {
   return v;
 }
 
-const hostq::cli::json::Value* find(const hostq::cli::json::Object& o, const std::string& key) {
-  for (const auto& [k, v] : o)
-    if (k == key) return &v;
-  return nullptr;
-}
-
-double number(const hostq::cli::json::Object& o, const std::string& key) {
-  const auto* v = find(o, key);
-  if (!v || v->type != hostq::cli::json::Value::Type::Number) return -1;
-  return std::stod(v->text);
-}
+double number(const hostq::Json& o, const std::string& key) { return hostq::numberAt(o, "/" + key).value_or(-1); }
 
 class BenchDemo : public hostq::test::DbTest {
  protected:
@@ -100,15 +90,14 @@ TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
   ASSERT_EQ(r.code, 0) << r.describe();
   const auto ls = lines(r.out);
   ASSERT_EQ(ls.size(), 1u) << r.describe();
-  const auto o = hostq::cli::json::parseObject(ls[0]);
+  const auto o = hostq::Json::parse(ls[0]);
   for (const char* key : {"transport", "workers", "jobs", "jobs_per_second", "db_statements_per_job", "handoff_p50_us",
                           "handoff_p99_us", "xact_commit_per_job", "cpu_server_us_per_job", "cpu_workers_us_per_job",
                           "cpu_postgres_us_per_job", "enqueue_to_start_p50_us", "enqueue_to_start_p99_us",
                           "enqueue_to_start_p999_us", "handoff_p999_us", "server_peak_rss_kb", "worker_peak_rss_kb",
                           "job_gap_p50_us", "fairness_worst_gap_ratio", "workers_served"})
-    EXPECT_NE(find(o, key), nullptr) << "missing " << key << " in " << ls[0];
-  ASSERT_NE(find(o, "transport"), nullptr);
-  EXPECT_EQ(find(o, "transport")->text, "shm");
+    EXPECT_TRUE(o.contains(key)) << "missing " << key << " in " << ls[0];
+  EXPECT_EQ(o.value("transport", ""), "shm");
   EXPECT_EQ(number(o, "workers"), 2);
   EXPECT_EQ(number(o, "jobs"), 2000);
   EXPECT_GT(number(o, "jobs_per_second"), 0) << ls[0];

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/json.hpp"
+#include "common/json.hpp"
 #include "support/db_fixture.hpp"
 
 namespace {
@@ -318,14 +318,8 @@ TEST_F(CliStore, JobsListsTableJsonAndCounts) {
 
   std::map<hostq::JobId, std::string> states;
   for (const auto& line : ok({"jobs", "--json"})) {
-    auto o = hostq::cli::json::parseObject(line);
-    hostq::JobId id = 0;
-    std::string state;
-    for (const auto& [k, v] : o) {
-      if (k == "id") id = *v.asInteger();
-      if (k == "state") state = v.text;
-    }
-    states[id] = state;
+    const auto o = hostq::Json::parse(line);
+    states[o.at("id").get<hostq::JobId>()] = o.at("state").get<std::string>();
   }
   EXPECT_EQ(states, (std::map<hostq::JobId, std::string>{{a, "queued"}, {b, "future"}, {c, "queued"}, {d, "blocked"}}));
 
@@ -338,11 +332,12 @@ TEST_F(CliStore, JobsListsTableJsonAndCounts) {
   for (const auto& line : counts) {
     std::string queue;
     std::map<std::string, std::int64_t> n;
-    for (const auto& [k, v] : hostq::cli::json::parseObject(line)) {
+    const auto o = hostq::Json::parse(line);
+    for (const auto& [k, v] : o.items()) {
       if (k == "queue") {
-        queue = v.text;
+        queue = v.get<std::string>();
       } else {
-        n[k] = *v.asInteger();
+        n[k] = v.get<std::int64_t>();
       }
     }
     byQueue[queue] = n;

@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
 #include "support/db_fixture.hpp"
 #include "support/farm.hpp"
+#include "support/reliability_farm.hpp"
 #include "support/wait.hpp"
 
 namespace {
@@ -23,18 +23,6 @@ using hostq::test::waitUntil;
 
 std::string describe(const RunResult& r) {
   return "exit " + std::to_string(r.code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-/// The pids in the "workers" array of `hostq stats --json`.
-std::vector<int> workerPids(const std::string& json) {
-  std::vector<int> pids;
-  const auto start = json.find("\"workers\":[");
-  if (start == std::string::npos) return pids;
-  const auto end = json.find(']', start);
-  const std::string list = json.substr(start, end - start);
-  static const std::regex pid("\"pid\":(\\d+)");
-  for (std::sregex_iterator it(list.begin(), list.end(), pid), e; it != e; ++it) pids.push_back(std::stoi((*it)[1]));
-  return pids;
 }
 
 class PoolCli : public hostq::test::DbTest {
@@ -74,7 +62,7 @@ class PoolCli : public hostq::test::DbTest {
   }
   std::vector<int> statsWorkers() const {
     const auto r = hostq({"stats", "--json", "--timeout", "2"}, 10s);
-    return r.code == 0 ? workerPids(r.out) : std::vector<int>{};
+    return r.code == 0 ? hostq::test::rel::jsonWorkerPids(r.out) : std::vector<int>{};
   }
   /// Stops the pool with QUIT and expects a clean exit.
   void quitPool(std::chrono::milliseconds timeout = 20s) {

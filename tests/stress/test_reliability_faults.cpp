@@ -14,6 +14,7 @@
 
 #include "pool/embedded_postgres.hpp"
 #include "support/reliability_farm.hpp"
+#include "support/server_harness.hpp"
 #include "support/wait.hpp"
 
 namespace hostq::test {
@@ -190,8 +191,8 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
       << db.value("SELECT count(*) FROM delayed_jobs") << " left\n" << farm.log();
   auto s = farm.stats();
   ASSERT_TRUE(s);
-  EXPECT_EQ(static_cast<pid_t>(jsonNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
-  const double reconnects = jsonNumber(*s, "db_reconnects").value_or(0);
+  EXPECT_EQ(static_cast<pid_t>(statNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
+  const double reconnects = statNumber(*s, "db_reconnects").value_or(0);
   farm.stop();
 
   const auto a = audit(db, ids, readAppendFile(file), {});
@@ -308,7 +309,7 @@ TEST_F(ReliabilityFaults, BatchConnectionsTerminatedMidBurnDownLoseNothing) {
   ASSERT_TRUE(waitBurnDown(90s)) << remaining() << " left\n" << farm.log();
   auto s = farm.stats();
   ASSERT_TRUE(s);
-  const double reconnects = jsonNumber(*s, "db_reconnects").value_or(0);
+  const double reconnects = statNumber(*s, "db_reconnects").value_or(0);
   farm.stop();
   Sql db(url(), schema());
   const auto a = audit(db, ids, readAppendFile(file), {});

@@ -26,6 +26,7 @@
 #include "protocol/codec.hpp"
 #include "shm/layout.hpp"
 #include "support/reliability_farm.hpp"
+#include "support/server_harness.hpp"
 #include "support/wait.hpp"
 
 namespace hostq::test {
@@ -212,7 +213,7 @@ TEST_F(ReliabilityInput, GarbageOnTheSocketDoesNotStopTheFarm) {
 
   auto s = farm.stats();
   ASSERT_TRUE(s) << farm.log();
-  EXPECT_EQ(static_cast<pid_t>(jsonNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
+  EXPECT_EQ(static_cast<pid_t>(statNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
   const std::string log = farm.log();
   farm.stop();
 
@@ -300,7 +301,7 @@ TEST_F(ReliabilityInput, LiveWorkersThatLoseTheirConnectionRunNothingTwice) {
   ASSERT_TRUE(burned) << remaining() << " left\n" << farm.log();
   auto s = farm.stats();
   ASSERT_TRUE(s) << farm.log();
-  EXPECT_EQ(static_cast<pid_t>(jsonNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
+  EXPECT_EQ(static_cast<pid_t>(statNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
   const std::string log = farm.log();
   farm.stop();
   EXPECT_NE(log.find("registered again"), std::string::npos) << "no worker lost its connection\n" << log;
@@ -366,7 +367,7 @@ void ReliabilityInput::runScribble(bool header) {
                       << query("SELECT string_agg(DISTINCT coalesce(locked_by, '-'), ' ') FROM delayed_jobs");
   auto s = farm.stats();
   ASSERT_TRUE(s) << farm.log();
-  EXPECT_EQ(static_cast<pid_t>(jsonNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
+  EXPECT_EQ(static_cast<pid_t>(statNumber(*s, "server_pid").value_or(0)), server) << "the server must survive";
   EXPECT_EQ(farm.serverPid().value_or(0), server);
   const std::string log = farm.log();
   farm.stop();

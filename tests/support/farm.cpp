@@ -15,11 +15,6 @@
 
 namespace hostq::test {
 
-std::string hostqBinary() {
-  if (const char* bin = std::getenv("HOSTQ_BIN"); bin && *bin) return bin;
-  return HOSTQ_DEFAULT_BIN;
-}
-
 ScratchDir::ScratchDir() {
   char tmpl[] = "/tmp/hqt.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");

@@ -15,7 +15,7 @@
 
 namespace hostq::test {
 
-/// The hostq binary under test: $HOSTQ_BIN, else the one in the build tree.
+/// The hostq binary under test: $HOSTQ_BIN, else the one in the build tree (server_harness.cpp).
 std::string hostqBinary();
 
 /// A fresh directory under /tmp, removed on destruction. Short (socket paths stop at 107 bytes).

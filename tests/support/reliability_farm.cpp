@@ -15,11 +15,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+
+#include "common/json.hpp"
+#include "support/server_harness.hpp"
 
 namespace hostq::test::rel {
 
@@ -189,7 +191,7 @@ std::optional<pid_t> Farm::waitNewServer(pid_t old, std::chrono::milliseconds ti
       [&] {
         auto s = stats();
         if (!s) return false;
-        auto p = jsonNumber(*s, "server_pid");
+        auto p = statNumber(*s, "server_pid");
         if (!p || static_cast<pid_t>(*p) == old) return false;
         now = static_cast<pid_t>(*p);
         return true;
@@ -217,26 +219,12 @@ std::optional<std::string> Farm::stats() const {
 
 std::string Farm::log() const { return readFile(logPath()); }
 
-std::optional<double> jsonNumber(const std::string& json, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  const auto at = json.find(k);
-  if (at == std::string::npos) return std::nullopt;
-  const char* p = json.c_str() + at + k.size();
-  char* end = nullptr;
-  const double v = std::strtod(p, &end);
-  if (end == p) return std::nullopt;
-  return v;
-}
-
 std::vector<pid_t> jsonWorkerPids(const std::string& json) {
   std::vector<pid_t> out;
-  const auto begin = json.find("\"workers\":[");
-  if (begin == std::string::npos) return out;
-  const auto end = json.find(']', begin);
-  static const std::regex pid_re("\"pid\":(\\d+)");
-  const std::string part = json.substr(begin, end - begin);
-  for (std::sregex_iterator it(part.begin(), part.end(), pid_re), e; it != e; ++it)
-    out.push_back(static_cast<pid_t>(std::stol((*it)[1])));
+  const Json stats = parseJsonOrDiscard(json);
+  if (!stats.is_object() || !stats.contains("workers") || !stats.at("workers").is_array()) return out;
+  for (const auto& w : stats.at("workers"))
+    if (w.is_object() && w.contains("pid") && w.at("pid").is_number_integer()) out.push_back(w.at("pid").get<pid_t>());
   return out;
 }
 

@@ -100,8 +100,6 @@ class Farm {
   pid_t m_pool = -1;
 };
 
-/// A number field of a flat JSON object (`"key":123`); nullopt when absent.
-std::optional<double> jsonNumber(const std::string& json, const std::string& key);
 /// Pids listed in a stats reply's "workers" array.
 std::vector<pid_t> jsonWorkerPids(const std::string& json);
 

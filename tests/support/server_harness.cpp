@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/json.hpp"
 #include "protocol/codec.hpp"
 #include "shm/layout.hpp"
 #include "shm/worker_segment.hpp"
@@ -139,21 +140,9 @@ std::optional<std::string> Monitor::stats(std::chrono::milliseconds timeout) {
 }
 
 std::optional<double> statNumber(const std::string& json, const std::string& path) {
-  std::size_t pos = 0;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t dot = path.find('.', start);
-    const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    pos = json.find("\"" + key + "\":", pos);
-    if (pos == std::string::npos) return std::nullopt;
-    pos += key.size() + 3;
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  char* end = nullptr;
-  const double v = std::strtod(json.c_str() + pos, &end);
-  if (end == json.c_str() + pos) return std::nullopt;
-  return v;
+  std::string pointer = "/" + path;
+  std::replace(pointer.begin(), pointer.end(), '.', '/');
+  return numberAt(parseJsonOrDiscard(json), pointer);
 }
 
 std::function<bool(const std::string&)> statIs(std::string path, double value) {
@@ -164,9 +153,7 @@ std::function<bool(const std::string&)> statAtLeast(std::string path, double val
   return [path = std::move(path), value](const std::string& s) { return statNumber(s, path).value_or(-1) >= value; };
 }
 
-bool statFlag(const std::string& json, const std::string& key) {
-  return json.find("\"" + key + "\":true") != std::string::npos;
-}
+bool statFlag(const std::string& json, const std::string& key) { return flagAt(parseJsonOrDiscard(json), "/" + key); }
 
 // ---- TestClient --------------------------------------------------------------------------------
 

@@ -72,10 +72,8 @@ class Monitor {
 };
 
 /// A number at a dotted path of the server's stats JSON ("db_statements_by_kind.reserve").
-/// Our stats JSON has no arrays of objects before the keys this is used for, so a sequential
-/// search of each component is exact enough.
 std::optional<double> statNumber(const std::string& json, const std::string& path);
-/// `"key":true`.
+/// The top-level boolean `key` is true.
 bool statFlag(const std::string& json, const std::string& key);
 /// Stats predicates for ServerTest::waitStats.
 std::function<bool(const std::string&)> statIs(std::string path, double value);
