@@ -74,7 +74,10 @@ bool parseField(const FieldSpec& f, std::string_view text, std::bitset<N>& bits)
       // "A/N" runs from A to the end of the range in steps of N; a bare A is just A.
       hi = stepped ? f.max : lo;
     }
-    for (int v = lo; v <= hi; v += step) bits.set(static_cast<std::size_t>(f.names == kDays && v == 7 ? 0 : v));
+    for (int v = lo;; v += step) {
+      bits.set(static_cast<std::size_t>(f.names == kDays && v == 7 ? 0 : v));
+      if (hi - v < step) break;  // also keeps v + step from overflowing for a huge step
+    }
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }

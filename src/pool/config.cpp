@@ -223,7 +223,8 @@ std::size_t editDistance(std::string_view a, std::string_view b) {
 std::optional<std::string> misspeltKey(std::string_view key, std::initializer_list<const std::set<std::string, std::less<>>*> sets,
                                        const std::map<std::string, std::string, std::less<>>* more = nullptr) {
   const std::size_t allowed = key.size() >= 8 ? 2 : key.size() >= 4 ? 1 : 0;
-  if (allowed == 0) return std::nullopt;
+  // Far longer than any known key: not a typo of one (and the distance table stays small).
+  if (allowed == 0 || key.size() > 64) return std::nullopt;
   std::optional<std::string> best;
   std::size_t bestDistance = allowed + 1;
   auto consider = [&](const std::string& known) {

@@ -5,6 +5,7 @@
 #include <span>
 
 #include "store/job_row.hpp"
+#include "store/pg_retry.hpp"
 #include "store/statements.hpp"
 
 namespace hostq::store {
@@ -12,7 +13,6 @@ namespace {
 
 using sql::kNow;
 
-constexpr int kMaxRetries = 3;
 /// failed_jobs rows per cleanup statement: bounded transactions on a table that may hold millions.
 constexpr int kCleanupBatch = 10'000;
 
@@ -136,18 +136,7 @@ AdminStore::AdminStore(std::string url, StoreOptions options)
 }
 
 PgResult AdminStore::run(const Statement& st, std::span<const Param> params, Phase phase) {
-  for (int attempt = 0;; ++attempt) {
-    if (!m_conn.ok()) m_conn.open();
-    try {
-      return m_conn.exec(st, params, phase);
-    } catch (const DbError& e) {
-      // A deadlock with a worker's strand promotion, or a read whose connection dropped: nothing
-      // was applied, so running it again is safe. A lost write is reported as it is.
-      const bool again = e.kind() == DbErrorKind::Retryable || e.kind() == DbErrorKind::ConnectionLost;
-      if (!again || attempt >= kMaxRetries) throw;
-      if (e.kind() == DbErrorKind::ConnectionLost) m_conn.close();
-    }
-  }
+  return execRetrying(m_conn, st, params, phase);
 }
 
 std::vector<JobId> AdminStore::enqueueCopies(const NewJob& j, std::int64_t count) {

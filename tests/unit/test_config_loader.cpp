@@ -309,6 +309,9 @@ TEST(ConfigLoader, LoadsAFileAndNamesItInErrors) {
 TEST(ConfigLoader, TheExampleFileLoads) {
   auto s = hostq::loadPoolSettings(HOSTQ_SOURCE_DIR "/examples/hostq.yml");
   EXPECT_FALSE(s.workers.empty());
+  EXPECT_EQ(s.server.host_timeout, 60s);
+  EXPECT_EQ(s.server.periodic_jobs.size(), 1u);
+  EXPECT_TRUE(s.warnings.empty());
 }
 
 TEST(ConfigResolve, SocketPathPrecedence) {

@@ -46,6 +46,8 @@ TEST(Cron, ListsRangesStepsAndNames) {
   EXPECT_EQ(next("10/20 * * * *", at(2026, 3, 1, 0, 31)), at(2026, 3, 1, 0, 50));
   EXPECT_EQ(next("@daily", at(2026, 3, 1, 0, 0, 1)), at(2026, 3, 2));
   EXPECT_EQ(next("@hourly", at(2026, 3, 1, 0, 0, 1)), at(2026, 3, 1, 1));
+  EXPECT_EQ(next("*/2147483647 * * * *", at(2026, 3, 1, 0, 0, 1)), at(2026, 3, 1, 1));  // a step past the range
+
 }
 
 TEST(Cron, DayOfMonthOrDayOfWeekWhenBothAreGiven) {
