@@ -464,7 +464,10 @@ class Loader {
   // YAML merge keys (`<<: *default`, how Rails configs share a section) are resolved here, since
   // yaml-cpp 0.7 reads `<<` as a plain key: the merged map's entries come after the map's own,
   // and own keys win.
-  std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& map, const std::string& prefix) const {
+  std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& map, const std::string& prefix,
+                                                          int mergeDepth = 0) const {
+    // An alias may point back at the map holding it (`&a {<<: *a}`): bound the merging.
+    if (mergeDepth > 8) fail(map, prefix.empty() ? "<<" : prefix + ".<<", "merge keys nested too deep");
     std::vector<std::pair<std::string, YAML::Node>> out;
     std::set<std::string> seen;
     std::vector<YAML::Node> merged;
@@ -487,7 +490,7 @@ class Loader {
       out.emplace_back(std::move(key), kv.second);
     }
     for (const auto& m : merged) {
-      for (auto& [key, value] : entries(m, prefix)) {
+      for (auto& [key, value] : entries(m, prefix, mergeDepth + 1)) {
         if (seen.insert(key).second) out.emplace_back(key, value);
       }
     }

@@ -33,13 +33,20 @@ HostMonitor::~HostMonitor() { stop(); }
 
 void HostMonitor::start() { m_thread = std::thread([this] { run(); }); }
 
-void HostMonitor::stop() {
+void HostMonitor::stop(bool signOff) {
   {
     std::lock_guard lock(m_mutex);
     m_stop = true;
   }
   m_cv.notify_all();
   if (m_thread.joinable()) m_thread.join();
+  if (!signOff) return;
+  try {
+    connect();
+    if (m_maint->signOff(m_o.host, m_o.pid)) spdlog::info("host {} signed off: it will not be declared dead", m_o.host);
+  } catch (const std::exception& e) {
+    spdlog::warn("host monitor: signing off: {}", e.what());
+  }
 }
 
 void HostMonitor::connect() {
@@ -81,8 +88,9 @@ int HostMonitor::reapDeadHosts() {
       }
       const int released = prefetched.empty() ? 0 : static_cast<int>(m_store->unlock(prefetched).applied.size());
       m_maint->markReaped(host);
-      spdlog::warn("host {} declared dead (no heartbeat for {} s): {} running job(s) rescheduled, {} prefetched released",
-                   host.hostname, silent, rescheduled, released);
+      spdlog::log(rescheduled + released > 0 ? spdlog::level::warn : spdlog::level::info,
+                  "host {} declared dead (no heartbeat for {} s): {} running job(s) rescheduled, {} prefetched released",
+                  host.hostname, silent, rescheduled, released);
       handled += rescheduled + released;
     }
   } catch (...) {

@@ -50,7 +50,9 @@ class HostMonitor {
   HostMonitor& operator=(const HostMonitor&) = delete;
 
   void start();
-  void stop();
+  /// Stops the thread. `sign_off`: the server is leaving cleanly, so its host stops promising
+  /// heartbeats and is not declared dead later (only if it holds no lock any more).
+  void stop(bool sign_off = false);
 
   // One step each; the thread calls them, tests call them directly. They throw DbError.
   /// Writes the heartbeat; true when this host had been declared dead since its previous one

@@ -730,7 +730,7 @@ int Server::run() {
   m_reservations->stop();
   m_listenStop.store(true);
   m_listener.join();
-  m_monitor->stop();
+  m_monitor->stop(/*sign_off=*/clean && !m_declaredDead.load());
   m_control->stop();
   g_doorbell.store(nullptr);
   m_segment->retire();

@@ -59,6 +59,13 @@ const Statement kMarkReaped{
     "UPDATE hostq_hosts SET reaped_at = " + kNow +
     " WHERE hostname = $1::varchar AND declared_dead_at = " + sql::ts("$2")};
 
+const Statement kSignOff{
+    "hostq_host_sign_off",
+    "UPDATE hostq_hosts SET host_timeout_ms = 0 WHERE hostname = $1::varchar AND pid = $2::int"
+    "   AND NOT EXISTS (SELECT 1 FROM delayed_jobs WHERE locked_by IS NOT NULL"
+    "                    AND (locked_by = 'prefetch:' || $1::text"
+    "                         OR left(locked_by, length($1::text) + 1) = $1::text || ':'))"};
+
 const Statement kMissingSingletons{
     "hostq_missing_singletons",
     "SELECT " + us(kNow) + ", s FROM unnest($1::text[]) AS s"
@@ -126,6 +133,11 @@ std::vector<LockedJob> MaintenanceStore::jobsLockedBy(const DeadHost& host) {
 void MaintenanceStore::markReaped(const DeadHost& host) {
   const std::array<Param, 2> params{Param(host.hostname), num(host.declared_dead_us)};
   run(kMarkReaped, params, Phase::Write);
+}
+
+bool MaintenanceStore::signOff(const std::string& host, int pid) {
+  const std::array<Param, 2> params{Param(host), num(pid)};
+  return run(kSignOff, params, Phase::Write).affected() > 0;
 }
 
 std::pair<std::vector<std::string>, std::int64_t> MaintenanceStore::missingSingletons(

@@ -49,6 +49,10 @@ class MaintenanceStore {
   /// reaped more than a week ago.
   void markReaped(const DeadHost& host);
 
+  /// A server leaving cleanly: its host stops promising heartbeats (host_timeout 0), so nobody
+  /// declares it dead later, provided it holds no lock any more. Returns whether it signed off.
+  bool signOff(const std::string& host, int pid);
+
   /// Of these singletons, the ones with no queued (or held) job, and the database clock in µs.
   std::pair<std::vector<std::string>, std::int64_t> missingSingletons(std::span<const std::string> singletons);
 

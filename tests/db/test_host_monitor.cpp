@@ -113,6 +113,23 @@ TEST_F(HostMonitorTest, AHostThatNeverDeclaresATimeoutIsNeverDeclaredDead) {
   EXPECT_EQ(query("SELECT declared_dead_at IS NULL FROM hostq_hosts WHERE hostname = 'web-1'"), "t");
 }
 
+TEST_F(HostMonitorTest, AServerLeavingCleanlySignsItsHostOffUnlessItStillHoldsJobs) {
+  auto other = monitor("web-9");
+  auto busy = monitor("web-1");
+  busy->beat();
+  lockAs(put(job()), "web-1:100");  // a worker of web-1 still runs a job
+  busy->stop(true);
+  auto idle = monitor("web-2");
+  idle->beat();
+  idle->stop(true);
+  EXPECT_EQ(query("SELECT string_agg(hostname || '=' || host_timeout_ms, ',' ORDER BY hostname) FROM hostq_hosts"),
+            "web-1=3000,web-2=0");
+  silence("web-1", 10);
+  silence("web-2", 10);
+  EXPECT_EQ(other->reapDeadHosts(), 1);
+  EXPECT_EQ(query("SELECT string_agg(hostname, ',') FROM hostq_hosts WHERE declared_dead_at IS NOT NULL"), "web-1");
+}
+
 TEST_F(HostMonitorTest, OnlyOneReaperAtATime) {
   auto a = monitor("web-1");
   const std::string key = "half_md5_as_bigint('hostq:reap_dead_hosts:' || current_schema())";

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -165,6 +166,49 @@ TEST_F(PoolFarm, AFrozenHostThatComesBackDoesNotClaimTheJobsItLost) {
   a.signal(SIGTERM);
   EXPECT_TRUE(a.wait(20s)) << a.describe();
   quitPool();
+}
+
+TEST_F(PoolFarm, APeriodicJobRunsOncePerTickOnTwoHostsWithTheSameConfig) {
+  const std::string appended = m_dir.file("ticks");
+  const std::string config = m_dir.file("farm.yml");
+  std::ofstream(config) << "periodic_jobs:\n"
+                           "  - name: tick\n"
+                           "    cron: \"* * * * * *\"\n"
+                           "    tag: hostq.append\n"
+                           "    payload: " << appended << "\n";
+  const std::vector<std::string> flags{"--config", config, "--workers", "2", "--builtin-handlers"};
+  auto withHost = [&](const char* host) {
+    auto f = flags;
+    f.insert(f.end(), {"--hostname", host});
+    return f;
+  };
+  Proc a = spawnPool(withHost("host-a"), "pool-a", "a.sock");
+  startPool(withHost("host-b"));
+  // `hostq jobs --tag` shows the next run: a job of the singleton `periodic: tick`.
+  ASSERT_TRUE(waitUntil([&] {
+    const auto r = hostq({"jobs", "--tag", "hostq.append"});
+    return r.code == 0 && r.out.find("periodic: tick") != std::string::npos;
+  }, 20s)) << a.describe() << m_pool.describe();
+  auto lines = [&] {
+    std::ifstream in(appended);
+    std::vector<hostq::JobId> ids;
+    for (std::string line; std::getline(in, line);) ids.push_back(std::stoll(line));
+    return ids;
+  };
+  ASSERT_TRUE(waitUntil([&] { return lines().size() >= 1; }, 20s)) << a.describe() << m_pool.describe();
+  const auto first = Clock::now();
+  ASSERT_TRUE(waitUntil([&] { return lines().size() >= 6; }, 30s)) << a.describe() << m_pool.describe();
+  const auto span = Clock::now() - first;
+  // One run per second at most, whichever host enqueued or ran it: five more runs need five more
+  // ticks (a tick enqueued by both hosts would show up as two runs of one second).
+  EXPECT_GE(span, 4s) << std::chrono::duration_cast<std::chrono::milliseconds>(span).count() << " ms";
+  EXPECT_LE(queryInt("SELECT count(*) FROM delayed_jobs WHERE singleton = 'periodic: tick' AND locked_by IS NULL"), 1);
+  a.signal(SIGQUIT);
+  EXPECT_EQ(a.wait(20s), 0) << a.describe();
+  quitPool();
+  auto ids = lines();
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end()) << "a run appended twice";
 }
 
 TEST_F(PoolFarm, TheIdleHookRunsOnEveryBusyAndIdleTransition) {

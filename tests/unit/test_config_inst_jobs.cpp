@@ -130,6 +130,7 @@ TEST(ConfigInstJobs, AMisspeltKnownKeyIsAnErrorWithFileAndLine) {
       {"server:\n  host_timout: 5\n", "server.host_timout: unknown setting (did you mean \"host_timeout\"?)"},
       {"workers:\n  - max_attempts: 3\n", "workers[0].max_attempts: is a pool-wide setting"},
       {"work_queue: threads\n", "work_queue: must be parent_process or in_process"},
+      {"workers: &w\n  - <<: *w\n", "delayed_jobs.yml:2: workers[0].<<: merge keys nested too deep"},
   };
   for (const auto& [yaml, expected] : cases) {
     const auto msg = errorOf(yaml);
