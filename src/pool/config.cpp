@@ -1,5 +1,5 @@
-// YAML config loader (delayed_jobs.yml semantics, see docs/cli.md and docs/operations.md) and the resolution of the
-// settings every verb shares. Everything is validated here, at load time: a pool must not
+// YAML config loader (delayed_jobs.yml semantics, see docs/cli.md and docs/operations.md) and
+// the resolution of the settings every verb shares. Everything is validated here, at load time: a pool must not
 // discover a typo in its third worker entry an hour after it started.
 #include "hostq/config.hpp"
 
@@ -313,6 +313,7 @@ class Loader {
   std::string m_origin;
   std::string m_environment;
   std::vector<std::string> m_warnings;
+  mutable std::size_t m_mergedMaps = 0;  // maps merged through `<<`, over the whole file
 
   /// The document, or its section for the environment (else `default`) when it is made of
   /// environment sections as inst-jobs' delayed_jobs.yml is.
@@ -416,27 +417,22 @@ class Loader {
       for (const auto& [key, value] : entries(entry, prefix)) {
         const std::string where = prefix + "." + key;
         given.insert(key);
-        auto nonBlank = [&] {
-          std::string v = string(value, where);
-          if (v.find_first_not_of(" \t\r\n") == std::string::npos) fail(value, where, "must not be blank");
-          return v;
-        };
         if (key == "name") {
-          p.name = nonBlank();
+          p.name = nonBlank(value, where);
           if (!names.insert(p.name).second) fail(value, where, "duplicate periodic job name \"" + p.name + "\"");
         } else if (key == "cron") {
-          p.cron = nonBlank();
+          p.cron = nonBlank(value, where);
           try {
             CronSchedule::parse(p.cron);
           } catch (const ValidationError& e) {
             fail(value, where, e.what());
           }
         } else if (key == "tag") {
-          p.tag = nonBlank();
+          p.tag = nonBlank(value, where);
         } else if (key == "payload") {
           p.payload = string(value, where);
         } else if (key == "queue") {
-          p.queue = nonBlank();
+          p.queue = nonBlank(value, where);
         } else if (key == "priority") {
           p.priority = static_cast<int>(integer(value, where, kMinPriority, kMaxPriority));
         } else if (key == "max_attempts") {
@@ -476,14 +472,17 @@ class Loader {
       if (!kv.first.IsScalar()) fail(kv.first, where, "keys must be plain names");
       std::string key = kv.first.Scalar();
       if (key == "<<") {
-        if (kv.second.IsMap()) {
-          merged.push_back(kv.second);
-        } else if (kv.second.IsSequence()) {
+        if (kv.second.IsSequence()) {
           for (const auto& m : kv.second) merged.push_back(m);
+        } else {
+          merged.push_back(kv.second);
         }
         for (const auto& m : merged) {
           if (!m.IsMap()) fail(kv.second, prefix.empty() ? "<<" : prefix + ".<<", "a merge key takes a mapping");
         }
+        // Aliases make a small file expand without bound (a list of aliases to lists of aliases…).
+        m_mergedMaps += merged.size();
+        if (m_mergedMaps > 1000) fail(kv.second, prefix.empty() ? "<<" : prefix + ".<<", "too many merges");
         continue;
       }
       if (!seen.insert(key).second) fail(kv.first, prefix.empty() ? key : prefix + "." + key, "duplicate key");
@@ -505,6 +504,12 @@ class Loader {
   std::string string(const YAML::Node& v, const std::string& where) const {
     if (v.IsNull()) return {};
     return scalar(v, where);
+  }
+
+  std::string nonBlank(const YAML::Node& v, const std::string& where) const {
+    std::string text = string(v, where);
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail(v, where, "must not be blank");
+    return text;
   }
 
   bool boolean(const YAML::Node& v, const std::string& where) const {

@@ -161,10 +161,17 @@ void HostMonitor::run() {
       }
       backoff = std::chrono::milliseconds(0);
     } catch (const std::exception& e) {
-      spdlog::warn("host monitor: {}", e.what());
       m_maint.reset();
       m_store.reset();
-      backoff = std::clamp(backoff * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
+      const auto* db = dynamic_cast<const DbError*>(&e);
+      if (db != nullptr && db->sqlstate() == "42P01") {
+        // A database migrated by an older hostq: the jobs still flow, only this thread waits.
+        spdlog::warn("host monitor: {} (run `hostq migrate`); heartbeats and periodic jobs paused", e.what());
+        backoff = std::chrono::seconds(30);
+      } else {
+        spdlog::warn("host monitor: {}", e.what());
+        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
+      }
     }
     lock.lock();
     auto wake = std::min(nextBeat, m_periodic.empty() ? nextBeat : nextAudit);

@@ -291,8 +291,9 @@ TEST_F(PoolFarm, TheServerExitsWhenItsPoolDiesAndGivesBackItsPrefetch) {
   ASSERT_TRUE(waitUntil([&] { return gone(server); }, 10s)) << "the server outlived its pool";
   // It shut down as on a signal: the prefetched jobs are back in the queue.
   EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs WHERE locked_by LIKE 'prefetch:%'"), 0);
-  for (const auto& [pid, name] : workers) {
-    EXPECT_TRUE(waitUntil([&] { return gone(pid); }, 10s)) << name << " " << pid << " outlived its pool";
+  for (const auto& child : workers) {
+    EXPECT_TRUE(waitUntil([&] { return gone(child.first); }, 10s)) << child.second << " " << child.first
+                                                                    << " outlived its pool";
   }
 }
 

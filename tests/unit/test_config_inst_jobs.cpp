@@ -131,6 +131,7 @@ TEST(ConfigInstJobs, AMisspeltKnownKeyIsAnErrorWithFileAndLine) {
       {"workers:\n  - max_attempts: 3\n", "workers[0].max_attempts: is a pool-wide setting"},
       {"work_queue: threads\n", "work_queue: must be parent_process or in_process"},
       {"workers: &w\n  - <<: *w\n", "delayed_jobs.yml:2: workers[0].<<: merge keys nested too deep"},
+      {"workers:\n  - <<: 5\n", "workers[0].<<: a merge key takes a mapping"},
   };
   for (const auto& [yaml, expected] : cases) {
     const auto msg = errorOf(yaml);
