@@ -29,11 +29,19 @@ const std::string kStateExpr =
     " WHEN locked_by IS NOT NULL THEN 'running' WHEN NOT next_in_strand THEN 'blocked'"
     " WHEN run_at > " + kNow + " THEN 'future' ELSE 'queued' END";
 
+// Runnable jobs by id, then future ones by run_at: two branches, each able to stop after
+// `limit` rows of an index (the primary key; run_at) instead of sorting the whole table, in one
+// statement and so one snapshot.
+std::string listBranch(const std::string& timeFilter, const std::string& order, int part) {
+  return "(SELECT " + sql::jobColumns("") + ", " + kStateExpr + ", " + std::to_string(part) +
+         " AS part, run_at AS sort_at, id AS sort_id FROM delayed_jobs WHERE " + kSelection + " AND ($5::text IS NULL OR " + kStateExpr +
+         " = $5::text) AND " + timeFilter + " ORDER BY " + order + " LIMIT $6::int)";
+}
 const Statement kList{
     "hostq_admin_list",
-    "SELECT " + sql::jobColumns("") + ", " + kStateExpr + " FROM delayed_jobs WHERE " + kSelection +
-    " AND ($5::text IS NULL OR " + kStateExpr + " = $5::text)"
-    " ORDER BY run_at > " + kNow + ", CASE WHEN run_at > " + kNow + " THEN run_at END, id LIMIT $6::int"};
+    "SELECT * FROM (" + listBranch("run_at <= " + kNow, "id", 0) + " UNION ALL " +
+    listBranch("run_at > " + kNow, "run_at, id", 1) + ") l ORDER BY part, CASE WHEN part = 1 THEN sort_at END, sort_id"
+    " LIMIT $6::int"};
 
 const Statement kListFailed{
     "hostq_admin_list_failed",
