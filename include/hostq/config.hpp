@@ -17,6 +17,18 @@ const char* toString(Transport t) noexcept;
 /// "shm" | "socket" | "direct"; nullopt otherwise.
 std::optional<Transport> parseTransport(const std::string& s) noexcept;
 
+/// A job enqueued on a cron schedule (YAML `periodic_jobs:` entry). Each tick is the singleton
+/// `periodic: NAME`, so however many servers carry the same list, one job per tick is enqueued.
+struct PeriodicJob {
+  std::string name;  ///< unique within the list
+  std::string cron;  ///< 5 fields, or 6 with seconds first; UTC
+  std::string tag;   ///< the handler
+  std::string payload;
+  std::string queue = "queue";
+  int priority = 10;
+  std::optional<int> max_attempts;  ///< default: the server's default_max_attempts
+};
+
 /// The server's settings (YAML key `server:`).
 struct ServerSettings {
   std::string socket_path;  ///< empty = default (HOSTQ_SOCKET, else $XDG_RUNTIME_DIR or /tmp)
@@ -52,6 +64,11 @@ struct ServerSettings {
   std::chrono::milliseconds batch_max_open{200};
   /// HOST:PORT of the HTTP endpoint (metrics, health, stats, dashboard); empty = off.
   std::string http_listen;
+  /// A host whose server has not written its heartbeat for this long is dead: any live server
+  /// reschedules its jobs (an attempt) and releases its prefetched ones. 0 = never declare one.
+  std::chrono::milliseconds host_timeout{60'000};
+  /// The periodic jobs this server keeps scheduled (top-level `periodic_jobs:` of the file).
+  std::vector<PeriodicJob> periodic_jobs;
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).
@@ -69,14 +86,21 @@ struct PoolSettings {
   std::vector<WorkerSettings> workers;
   std::chrono::milliseconds slow_exit_timeout{20'000};
   bool process_titles = true;
+  /// inst-jobs settings the file gave that hostq accepts without an equivalent, one line each
+  /// ("FILE:LINE: key: ignored: why"); the verbs print them at start.
+  std::vector<std::string> warnings;
 };
 
 /// Loads and validates a YAML file; unknown keys and bad values throw ValidationError naming the
-/// key and the file. Top-level keys other than `server`, `workers`, `database_url`,
-/// `slow_exit_timeout` are defaults merged into each worker entry.
-PoolSettings loadPoolSettings(const std::string& path);
+/// key and the file. Top-level keys other than the pool's own settings are defaults merged into
+/// each worker entry. A file of environment sections (inst-jobs' delayed_jobs.yml) is read at the
+/// section `environment` (empty = resolveEnvironment("")), else at `default`.
+PoolSettings loadPoolSettings(const std::string& path, const std::string& environment = "");
 /// The same from a YAML string (tests).
-PoolSettings parsePoolSettings(const std::string& yaml, const std::string& origin = "<string>");
+PoolSettings parsePoolSettings(const std::string& yaml, const std::string& origin = "<string>",
+                               const std::string& environment = "");
+/// The config section to read: explicit, else $HOSTQ_ENV, else $RAILS_ENV, else "production".
+std::string resolveEnvironment(const std::string& explicit_name);
 
 /// Resolves the socket path: explicit, else $HOSTQ_SOCKET, else $XDG_RUNTIME_DIR/hostq/hostq.sock,
 /// else /tmp/hostq-<uid>/hostq.sock.

@@ -1,5 +1,7 @@
 #include "cli/farm_flags.hpp"
 
+#include <cstdio>
+
 #include "hostq/error.hpp"
 #include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
@@ -8,6 +10,8 @@ namespace hostq::cli {
 
 void addWorkerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--config", f.config_file, "YAML file (delayed_jobs.yml style)")->check(CLI::ExistingFile);
+  cmd.add_option("--environment", f.environment,
+                 "section of a config made of environment sections (default: $HOSTQ_ENV, $RAILS_ENV, production)");
   cmd.add_option("--workers", f.workers, "workers per worker config")->check(CLI::Range(1, 100000));
   cmd.add_option("--queue", f.queue, "queue to work");
   cmd.add_option("--min-priority", f.min_priority, "lowest priority number to take")->check(CLI::Range(0, 1000000));
@@ -32,6 +36,8 @@ void addServerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--reconnect-grace", f.reconnect_grace, "a live worker that lost its connection keeps its jobs this long (5s)");
   cmd.add_option("--held-batches", f.held_batches, "held-lock batch connections (claims that write nothing); 0 = written locks (3)");
   cmd.add_option("--batch-max-open", f.batch_max_open, "longest a held-lock batch stays open before its running jobs are promoted (200ms)");
+  cmd.add_option("--host-timeout", f.host_timeout,
+                 "DURATION: a host without a heartbeat this long is dead and its jobs are recovered (60s; 0 = never)");
   cmd.add_option("--slow-exit-timeout", f.slow_exit_timeout, "graceful-stop window before TERM, then KILL (20s)");
   cmd.add_flag("--forced-latency", f.forced_latency, "inst-jobs' idle-host latency for multi-host farms");
   cmd.add_option("--max-workers", f.max_workers, "shared-memory slots; more workers use the socket");
@@ -51,7 +57,8 @@ std::chrono::milliseconds duration(const std::optional<std::string>& s, const ch
 }  // namespace
 
 PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
-  PoolSettings s = f.config_file.empty() ? PoolSettings{} : loadPoolSettings(f.config_file);
+  PoolSettings s = f.config_file.empty() ? PoolSettings{} : loadPoolSettings(f.config_file, f.environment);
+  for (const auto& w : s.warnings) std::fprintf(stderr, "hostq: warning: %s\n", w.c_str());
   if (!common.database_url.empty() || s.database_url.empty()) s.database_url = common.databaseUrl();
   if (!common.socket.empty() || s.server.socket_path.empty()) s.server.socket_path = common.socketPath();
   if (!common.hostname.empty()) s.server.hostname = common.hostname;
@@ -84,6 +91,7 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (f.reconnect_grace) v.reconnect_grace = duration(f.reconnect_grace, "--reconnect-grace");
   if (f.held_batches) v.held_batches = *f.held_batches;
   if (f.batch_max_open) v.batch_max_open = duration(f.batch_max_open, "--batch-max-open");
+  if (f.host_timeout) v.host_timeout = duration(f.host_timeout, "--host-timeout");
   if (f.slow_exit_timeout) s.slow_exit_timeout = duration(f.slow_exit_timeout, "--slow-exit-timeout");
   if (f.forced_latency) v.forced_latency = true;
   if (f.max_workers) v.max_workers = *f.max_workers;

@@ -13,6 +13,7 @@ namespace hostq::cli {
 
 struct FarmFlags {
   std::string config_file;
+  std::string environment;  ///< section of a delayed_jobs.yml made of environment sections
   // worker settings (applied to every worker entry; create one entry if the file has none)
   std::optional<int> workers;
   std::optional<std::string> queue;
@@ -33,6 +34,7 @@ struct FarmFlags {
   std::optional<std::string> reconnect_grace;
   std::optional<int> held_batches;
   std::optional<std::string> batch_max_open;
+  std::optional<std::string> host_timeout;
   std::optional<std::string> slow_exit_timeout;
   bool forced_latency = false;
   std::optional<int> max_workers;

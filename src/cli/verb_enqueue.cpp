@@ -8,11 +8,12 @@
 #include "cli/times.hpp"
 #include "cli/verbs.hpp"
 #include "hostq/error.hpp"
+#include "store/admin_store.hpp"
 
 namespace hostq::cli {
 namespace {
 
-// COPY rows per enqueueBulk call and rows per enqueueMany transaction: large enough to amortise
+// Rows per copies statement and rows per enqueueMany transaction: large enough to amortise
 // the round trip, small enough that one statement never holds a million rows in memory twice.
 constexpr std::size_t kBulkChunk = 10'000;
 constexpr std::size_t kManyChunk = 1'000;
@@ -32,6 +33,7 @@ struct Options {
   std::string expires_at;
   std::size_t count = 1;
   bool from_stdin = false;
+  bool quiet = false;
 
   CLI::Option* queue_opt = nullptr;
   CLI::Option* priority_opt = nullptr;
@@ -161,29 +163,27 @@ void printOutcome(const Enqueued& e) {
   }
 }
 
-int enqueueCopies(Store& store, const NewJob& job, std::size_t count) {
-  std::size_t inserted = 0, updated = 0, dropped = 0;
+// Plain copies: one INSERT … SELECT per chunk, which hands the ids back (COPY would not). Other
+// copies go through the singleton/strand logic one row at a time, in transactions of kManyChunk.
+int enqueueCopies(Store& store, store::AdminStore& admin, const NewJob& job, std::size_t count, bool quiet) {
   const bool plain = isPlain(job);
   for (std::size_t done = 0; done < count;) {
     const std::size_t n = std::min(count - done, plain ? kBulkChunk : kManyChunk);
-    const std::vector<NewJob> chunk(n, job);
     if (plain) {
-      inserted += store.enqueueBulk(chunk);
+      for (JobId id : admin.enqueueCopies(job, static_cast<std::int64_t>(n))) {
+        if (!quiet) std::printf("%lld\n", static_cast<long long>(id));
+      }
     } else {
-      for (const auto& e : store.enqueueMany(chunk)) {
-        (e.result == EnqueueResult::Inserted ? inserted : e.result == EnqueueResult::Updated ? updated : dropped)++;
+      for (const auto& e : store.enqueueMany(std::vector<NewJob>(n, job))) {
+        if (!quiet) printOutcome(e);
       }
     }
     done += n;
   }
-  // COPY does not hand ids back, so --count reports a total rather than ids.
-  std::printf("enqueued %zu", inserted);
-  if (updated + dropped > 0) std::printf(" (updated %zu, dropped %zu)", updated, dropped);
-  std::printf("\n");
   return 0;
 }
 
-int enqueueStdin(Store& store, const NewJob& defaults) {
+int enqueueStdin(Store& store, const NewJob& defaults, bool quiet) {
   std::vector<NewJob> jobs;
   std::vector<std::size_t> lines;
   std::string line;
@@ -203,7 +203,9 @@ int enqueueStdin(Store& store, const NewJob& defaults) {
   try {
     for (; done < jobs.size(); done += kManyChunk) {
       const std::size_t n = std::min(jobs.size() - done, kManyChunk);
-      for (const auto& e : store.enqueueMany(std::span(jobs).subspan(done, n))) printOutcome(e);
+      for (const auto& e : store.enqueueMany(std::span(jobs).subspan(done, n))) {
+        if (!quiet) printOutcome(e);
+      }
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);
@@ -236,13 +238,14 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   o->max_attempts_opt = cmd.add_option("--max-attempts", o->max_attempts, "attempts before the job fails for good")
                             ->check(CLI::PositiveNumber);
   cmd.add_option("--expires-at", o->expires_at, "TIME after which the job fails instead of running");
-  o->count_opt = cmd.add_option("--count", o->count, "enqueue N copies in bulk; prints \"enqueued N\"")
+  o->count_opt = cmd.add_option("--count", o->count, "enqueue N copies; prints their ids, one per line")
                      ->check(CLI::PositiveNumber);
   auto* fromStdin = cmd.add_flag("--stdin", o->from_stdin,
                                  "read one JSON object per line (fields: tag, payload, queue, priority, run_at, strand, "
                                  "n_strand, max_concurrent, singleton, on_conflict, max_attempts, expires_at); "
                                  "flags give defaults");
   fromStdin->excludes(tag)->excludes(payload)->excludes(o->count_opt);
+  cmd.add_flag("--quiet", o->quiet, "print nothing on success");
   cmd.footer(
       "Prints each new job's id on its own line; for a singleton that was already queued, \"updated ID\" or "
       "\"dropped\".\n"
@@ -256,9 +259,13 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
     NewJob job = fromFlags(*o);
     if (!o->from_stdin) check(job);
     auto store = common.connectStore();
-    if (o->from_stdin) return enqueueStdin(*store, job);
-    if (o->count_opt->count() > 0) return enqueueCopies(*store, job, o->count);
-    printOutcome(store->enqueue(job));
+    if (o->from_stdin) return enqueueStdin(*store, job, o->quiet);
+    if (o->count_opt->count() > 0) {
+      store::AdminStore admin(common.databaseUrl(), common.storeOptions());
+      return enqueueCopies(*store, admin, job, o->count, o->quiet);
+    }
+    const auto outcome = store->enqueue(job);
+    if (!o->quiet) printOutcome(outcome);
     return 0;
   };
 }

@@ -1,6 +1,7 @@
-// hostq hold ID…
+// hostq hold ID… | --tag T | --strand S | --queue Q
 #include <cstdio>
 
+#include "cli/selector_flags.hpp"
 #include "cli/verbs.hpp"
 
 namespace hostq::cli {
@@ -8,9 +9,20 @@ namespace {
 
 VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   auto ids = std::make_shared<std::vector<JobId>>();
-  cmd.add_option("ID", *ids, "job ids")->required();
-  cmd.footer("Only jobs not locked by a worker can be held (inst-jobs' hold!).\nPrints \"held N\"; exits 1 if fewer than all of the given jobs were held.");
-  return [ids, &common] {
+  auto select = std::make_shared<SelectorFlags>();
+  cmd.add_option("ID", *ids, "job ids");
+  select->add(cmd);
+  cmd.footer(
+      "Only jobs not locked by a worker can be held (inst-jobs' hold!). Ids and --tag/--strand/--queue narrow the\n"
+      "selection together (AND).\n"
+      "Prints \"held N\"; given ids alone, exits 1 if fewer than all of them were held.");
+  return [ids, select, &common] {
+    if (ids->empty() && !select->any()) throw UsageError("give job ids or --tag, --strand, --queue");
+    if (select->any()) {
+      store::AdminStore admin(common.databaseUrl(), common.storeOptions());
+      std::printf("held %d\n", admin.hold(select->selector(*ids)));
+      return 0;
+    }
     auto store = common.connectStore();
     const int n = store->hold(*ids);
     std::printf("held %d\n", n);

@@ -1,9 +1,12 @@
-// hostq jobs: list queued, running and failed jobs, or the counts per queue.
+// hostq jobs: list queued, running and failed jobs, or the counts per queue, tag or strand;
+// optionally only those of a tag, strand, queue or state.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "cli/selector_flags.hpp"
 #include "cli/times.hpp"
 #include "cli/verbs.hpp"
 #include "common/json.hpp"
@@ -13,7 +16,9 @@ namespace hostq::cli {
 namespace {
 
 struct Options {
-  std::string queue;
+  SelectorFlags select;
+  std::string state;
+  std::string by = "queue";
   bool failed = false;
   int limit = 100;
   bool json = false;
@@ -44,16 +49,6 @@ std::string cell(const std::optional<std::string>& text, std::size_t max = 60) {
   for (char c : *text) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
   if (out.size() > max) out = out.substr(0, max - 3) + "...";
   return out.empty() ? "-" : out;
-}
-
-std::string state(const Job& job, bool future) {
-  if (job.locked_by) {
-    if (*job.locked_by == kOnHold) return "held";
-    if (job.locked_by->starts_with("prefetch:")) return "prefetched";
-    return "running";
-  }
-  if (!job.next_in_strand) return "blocked";
-  return future ? "future" : "queued";
 }
 
 std::optional<std::string> timeOrNull(const std::optional<TimePoint>& t) {
@@ -91,27 +86,39 @@ std::string toJson(const Job& job, const std::string& st) {
   return dumpJson(w);
 }
 
-int listCounts(Store& store, const Options& o) {
-  auto counts = store.counts();
-  std::erase_if(counts, [&](const QueueCount& c) { return !o.queue.empty() && c.queue != o.queue; });
+int listCounts(store::AdminStore& admin, const Options& o) {
+  const auto by = *store::parseCountBy(o.by);
+  const auto counts = admin.counts(by, o.select.selector());
   if (o.json) {
     for (const auto& c : counts) {
-      std::printf("%s\n", dumpJson(queueCountJson(c)).c_str());
+      // The grouping key first, named after --by, then the states: as `hostq jobs --counts`.
+      Json w = Json::object();
+      w[o.by] = c.key;
+      w["queued"] = c.queued;
+      w["future"] = c.future;
+      w["blocked"] = c.blocked;
+      w["running"] = c.running;
+      w["prefetched"] = c.prefetched;
+      w["held"] = c.held;
+      w["failed"] = c.failed;
+      std::printf("%s\n", dumpJson(w).c_str());
     }
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"QUEUE", "QUEUED", "FUTURE", "BLOCKED", "RUNNING", "PREFETCHED", "HELD", "FAILED"}};
+  std::string key = o.by;
+  std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::toupper(c); });
+  std::vector<std::vector<std::string>> rows{{key, "QUEUED", "FUTURE", "BLOCKED", "RUNNING", "PREFETCHED", "HELD", "FAILED"}};
   for (const auto& c : counts) {
-    rows.push_back({c.queue, std::to_string(c.queued), std::to_string(c.future), std::to_string(c.blocked),
-                    std::to_string(c.running), std::to_string(c.prefetched), std::to_string(c.on_hold),
+    rows.push_back({cell(c.key, 60), std::to_string(c.queued), std::to_string(c.future), std::to_string(c.blocked),
+                    std::to_string(c.running), std::to_string(c.prefetched), std::to_string(c.held),
                     std::to_string(c.failed)});
   }
   printTable(rows);
   return 0;
 }
 
-int listFailed(Store& store, const Options& o) {
-  const auto jobs = store.list(ListFlavor::Failed, o.queue, o.limit);
+int listFailed(store::AdminStore& admin, const Options& o) {
+  const auto jobs = admin.listFailed(o.select.selector(), o.limit);
   if (o.json) {
     for (const auto& j : jobs) std::printf("%s\n", toJson(j, "failed").c_str());
     return 0;
@@ -127,27 +134,17 @@ int listFailed(Store& store, const Options& o) {
   return 0;
 }
 
-int listLive(Store& store, const Options& o) {
-  // Two statements, so a job whose run_at passes in between may show twice or not at all; a
-  // listing is a glance, not a snapshot.
-  std::vector<std::pair<Job, std::string>> jobs;
-  for (auto& j : store.list(ListFlavor::Current, o.queue, o.limit)) jobs.emplace_back(std::move(j), "");
-  const std::size_t current = jobs.size();
-  if (current < static_cast<std::size_t>(o.limit)) {
-    for (auto& j : store.list(ListFlavor::Future, o.queue, o.limit - static_cast<int>(current))) {
-      jobs.emplace_back(std::move(j), "");
-    }
-  }
-  for (std::size_t i = 0; i < jobs.size(); ++i) jobs[i].second = state(jobs[i].first, i >= current);
+int listLive(store::AdminStore& admin, const Options& o, std::optional<store::JobState> state) {
+  const auto jobs = admin.list(o.select.selector(), state, o.limit);
   if (o.json) {
-    for (const auto& [j, st] : jobs) std::printf("%s\n", toJson(j, st).c_str());
+    for (const auto& [j, st] : jobs) std::printf("%s\n", toJson(j, store::toString(st)).c_str());
     return 0;
   }
   std::vector<std::vector<std::string>> rows{{"ID", "QUEUE", "PRI", "STATE", "ATT", "RUN_AT", "TAG", "STRAND", "SINGLETON", "LOCKED_BY"}};
   for (const auto& [j, st] : jobs) {
-    rows.push_back({std::to_string(j.id), j.queue, std::to_string(j.priority), st, std::to_string(j.attempts),
-                    formatTime(j.run_at, false), cell(j.tag, 40), cell(j.strand, 40), cell(j.singleton, 40),
-                    cell(j.locked_by, 40)});
+    rows.push_back({std::to_string(j.id), j.queue, std::to_string(j.priority), store::toString(st),
+                    std::to_string(j.attempts), formatTime(j.run_at, false), cell(j.tag, 40), cell(j.strand, 40),
+                    cell(j.singleton, 40), cell(j.locked_by, 40)});
   }
   printTable(rows);
   return 0;
@@ -155,27 +152,40 @@ int listLive(Store& store, const Options& o) {
 
 VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   auto o = std::make_shared<Options>();
-  cmd.add_option("--queue", o->queue, "only this queue (default: all)");
-  auto* failed = cmd.add_flag("--failed", o->failed, "list failed jobs (failed_jobs) instead");
+  o->select.add(cmd, " (default: all)");
+  auto* state = cmd.add_option("--state", o->state, "only jobs in this state (see below)")
+                    ->check(CLI::IsMember({"queued", "future", "blocked", "running", "prefetched", "held", "failed"}));
+  auto* failed = cmd.add_flag("--failed", o->failed, "list failed jobs (failed_jobs) instead (= --state failed)");
   auto* limit = cmd.add_option("--limit", o->limit, "at most N jobs (default 100)")->check(CLI::PositiveNumber);
   cmd.add_flag("--json", o->json, "one JSON object per line instead of a table");
-  cmd.add_flag("--counts", o->counts, "counts per queue and state instead of jobs")->excludes(failed)->excludes(limit);
+  auto* counts = cmd.add_flag("--counts", o->counts, "counts per queue (or --by) and state instead of jobs")
+                     ->excludes(failed)
+                     ->excludes(limit)
+                     ->excludes(state);
+  cmd.add_option("--by", o->by, "with --counts: one row per queue (default), tag or strand")
+      ->check(CLI::IsMember({"queue", "tag", "strand"}))
+      ->needs(counts);
   cmd.footer(
       "States: queued (runnable now), future (run_at later), blocked (waiting for its strand), running, "
       "prefetched (reserved by a server for its workers), held, failed.\n"
+      "--tag, --strand, --queue and --state narrow the list together (AND). A periodic job's next run is the\n"
+      "future job of its tag, with singleton \"periodic: NAME\".\n"
       "Examples:\n"
       "  hostq jobs --queue mail --limit 20\n"
+      "  hostq jobs --tag Report#build --state future\n"
       "  hostq jobs --failed --json\n"
-      "  hostq jobs --counts");
+      "  hostq jobs --counts\n"
+      "  hostq jobs --counts --by strand --queue imports");
   return [o, &common] {
-    auto store = common.connectStore();
-    if (o->counts) return listCounts(*store, *o);
-    if (o->failed) return listFailed(*store, *o);
-    return listLive(*store, *o);
+    store::AdminStore admin(common.databaseUrl(), common.storeOptions());
+    if (o->counts) return listCounts(admin, *o);
+    const auto state = store::parseJobState(o->state);
+    if (o->failed || state == store::JobState::Failed) return listFailed(admin, *o);
+    return listLive(admin, *o, state);
   };
 }
 
 }  // namespace
 }  // namespace hostq::cli
 
-HOSTQ_CLI_VERB("jobs", "List jobs, failed jobs, or counts per queue", hostq::cli::setup)
+HOSTQ_CLI_VERB("jobs", "List jobs, failed jobs, or counts per queue, tag or strand", hostq::cli::setup)

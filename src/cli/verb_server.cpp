@@ -8,7 +8,10 @@ namespace {
 
 VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   auto flags = std::make_shared<FarmFlags>();
-  cmd.add_option("--config", flags->config_file, "YAML file (its server: section)")->check(CLI::ExistingFile);
+  cmd.add_option("--config", flags->config_file, "YAML file (its server: section and periodic_jobs:)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--environment", flags->environment,
+                 "section of a config made of environment sections (default: $HOSTQ_ENV, $RAILS_ENV, production)");
   addServerFlags(cmd, *flags);
   cmd.add_option("--max-attempts", flags->max_attempts, "default max attempts of jobs that have none");
   cmd.add_flag("--delete-failed-jobs", flags->delete_failed_jobs, "delete permanently failed jobs");

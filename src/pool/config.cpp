@@ -1,5 +1,5 @@
-// YAML config loader (delayed_jobs.yml semantics, see docs/cli.md) and the resolution of the
-// settings every verb shares. Everything is validated here, at load time: a pool must not
+// YAML config loader (delayed_jobs.yml semantics, see docs/cli.md and docs/operations.md) and
+// the resolution of the settings every verb shares. Everything is validated here, at load time: a pool must not
 // discover a typo in its third worker entry an hour after it started.
 #include "hostq/config.hpp"
 
@@ -11,6 +11,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -18,6 +19,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/cron.hpp"
 #include "hostq/error.hpp"
 #include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
@@ -98,6 +100,21 @@ std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
+std::optional<std::chrono::seconds> parseLongDuration(std::string_view text) {
+  double scale = 0;
+  if (text.ends_with("h")) scale = 3600.0;
+  if (text.ends_with("d")) scale = 86400.0;
+  if (scale == 0) {
+    auto d = parseDuration(text);
+    if (!d) return std::nullopt;
+    return std::chrono::round<std::chrono::seconds>(*d);
+  }
+  text.remove_suffix(1);
+  auto v = parsePlainDecimal(text);
+  if (!v || *v * scale > 1e12) return std::nullopt;
+  return std::chrono::seconds(static_cast<std::int64_t>(std::round(*v * scale)));
+}
+
 std::optional<std::int64_t> parseByteSize(std::string_view text) {
   auto multiple = [](char c) -> double {
     switch (c) {
@@ -145,14 +162,86 @@ using config_detail::parseInteger;
 
 // Keys with a meaning at the top level only; inside a worker entry they are a mistake, not an
 // extra grouping key.
-const std::set<std::string, std::less<>> kTopLevelOnly = {"server", "database_url",
-                                                          "slow_exit_timeout", "process_titles"};
+const std::set<std::string, std::less<>> kTopLevelOnly = {"server", "database_url", "slow_exit_timeout",
+                                                          "process_titles", "periodic_jobs"};
 
-// inst-jobs spellings, so an existing delayed_jobs.yml mostly loads unchanged.
+const std::set<std::string, std::less<>> kWorkerKeys = {
+    "queue",         "min_priority",      "max_priority",             "workers",         "transport",
+    "max_job_count", "memory_high_water", "worker_max_job_count", "worker_memory_high_water", "builtin_handlers"};
+
+// inst-jobs settings (Delayed::Settings) that a delayed_jobs.yml may carry at its top level and
+// that hostq applies to the pool (see Loader::instJobsSetting).
+const std::set<std::string, std::less<>> kInstJobsApplied = {
+    "max_attempts", "fetch_batch_size", "parent_process", "work_queue", "disable_periodic_jobs",
+    "disable_abandoned_job_cleanup"};
+
+// inst-jobs settings hostq has no equivalent for: accepted, with this reason in the warning.
+const std::map<std::string, std::string, std::less<>> kInstJobsIgnored = {
+    {"sleep_delay", "the server is woken by NOTIFY; server.poll_interval is its safety-net poll"},
+    {"sleep_delay_stagger", "the server is woken by NOTIFY; server.poll_interval is its safety-net poll"},
+    {"worker_max_memory_usage", "no hard memory limit; memory_high_water restarts a worker gracefully"},
+    {"select_random_from_batch", "jobs are always reserved in one batched statement"},
+    {"silence_periodic_log", "log levels come from HOSTQ_LOG_LEVEL"},
+    {"stranded_run_at_grace_period", "fixed at 10 s"},
+    {"kill_workers_on_exit", "the pool always stops its workers (QUIT, then TERM, then KILL)"},
+    {"worker_health_check_type", "hosts are watched by hostq's own heartbeat (server.host_timeout)"},
+    {"worker_health_check_config", "hosts are watched by hostq's own heartbeat (server.host_timeout)"},
+    {"disable_automatic_orphan_unlocking", "jobs of dead workers are always recovered"},
+    {"last_ditch_logfile", "logs go to stderr"},
+    {"pool_procname_suffix", "process titles are fixed (process_titles turns them off)"},
+    {"worker_procname_prefix", "process titles are fixed (process_titles turns them off)"},
+    {"num_strands", "a Ruby callable; give --max-concurrent with --n-strand at enqueue"},
+    {"default_job_options", "a Ruby callable; give the options at enqueue"},
+    {"infer_strand_from_singleton", "not supported"},
+    {"job_detailed_log_format", "log lines are fixed"},
+    {"job_short_log_format", "log lines are fixed"},
+    {"parent_process_client_timeout", "there is no per-job send timeout (jobs go over shared memory or a non-blocking socket)"},
+};
+
+// inst-jobs spellings of worker keys.
 std::string canonicalWorkerKey(const std::string& key) {
   if (key == "worker_max_job_count") return "max_job_count";
   if (key == "worker_memory_high_water") return "memory_high_water";
   return key;
+}
+
+// Optimal string alignment distance (adjacent swaps count one): typos such as "queus".
+std::size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+/// The known key `key` is probably a misspelling of, if any: within one edit for short keys, two
+/// for long ones. Short extras ("az", "shard") are too close to everything to judge.
+std::optional<std::string> misspeltKey(std::string_view key, std::initializer_list<const std::set<std::string, std::less<>>*> sets,
+                                       const std::map<std::string, std::string, std::less<>>* more = nullptr) {
+  const std::size_t allowed = key.size() >= 8 ? 2 : key.size() >= 4 ? 1 : 0;
+  // Far longer than any known key: not a typo of one (and the distance table stays small).
+  if (allowed == 0 || key.size() > 64) return std::nullopt;
+  std::optional<std::string> best;
+  std::size_t bestDistance = allowed + 1;
+  auto consider = [&](const std::string& known) {
+    const std::size_t dist = editDistance(key, known);
+    if (dist > 0 && dist < bestDistance) {
+      bestDistance = dist;
+      best = known;
+    }
+  };
+  for (const auto* set : sets) {
+    for (const auto& known : *set) consider(known);
+  }
+  if (more != nullptr) {
+    for (const auto& [known, why] : *more) consider(known);
+  }
+  return best;
 }
 
 /// Where a value came from, for error messages: "workers[2].queue" or, for a top-level default
@@ -164,10 +253,12 @@ struct Located {
 
 class Loader {
  public:
-  explicit Loader(std::string origin) : m_origin(std::move(origin)) {}
+  Loader(std::string origin, std::string environment)
+      : m_origin(std::move(origin)), m_environment(std::move(environment)) {}
 
-  PoolSettings load(const YAML::Node& root) {
+  PoolSettings load(const YAML::Node& document) {
     PoolSettings out;
+    const YAML::Node root = section(document);
     if (!root || root.IsNull()) return out;
     if (root.IsSequence()) {
       parseWorkers(root, {}, out);
@@ -176,7 +267,8 @@ class Loader {
     if (!root.IsMap()) fail(root, "(document)", "must be a mapping or a list of worker entries");
 
     std::map<std::string, Located> defaults;
-    YAML::Node workers;
+    YAML::Node workers, server, periodic;
+    bool inProcess = false, disablePeriodic = false;
     for (const auto& [key, value] : entries(root, "")) {
       if (key == "database_url") {
         out.database_url = string(value, key);
@@ -185,20 +277,178 @@ class Loader {
       } else if (key == "process_titles") {
         out.process_titles = boolean(value, key);
       } else if (key == "server") {
-        parseServer(value, out.server);
+        server = value;  // after the inst-jobs settings, so that server: wins over them
       } else if (key == "workers") {
         if (!value.IsNull() && !value.IsSequence()) fail(value, key, "must be a list of worker entries");
         workers = value;
-      } else {
+      } else if (key == "periodic_jobs") {
+        periodic = value;
+      } else if (key == "work_queue") {
+        const std::string mode = scalar(value, key);
+        if (mode != "parent_process" && mode != "in_process") fail(value, key, "must be parent_process or in_process");
+        inProcess = mode == "in_process";
+      } else if (key == "disable_periodic_jobs") {
+        disablePeriodic = boolean(value, key);
+      } else if (kInstJobsApplied.contains(key) || kInstJobsIgnored.contains(key)) {
+        instJobsSetting(key, value, out);
+      } else if (kWorkerKeys.contains(key)) {
         defaults.emplace(canonicalWorkerKey(key), Located{value, key});
+      } else {
+        refuseMisspelling(value, key, key);
+        defaults.emplace(key, Located{value, key});
       }
     }
+    // inst-jobs' in_process work queue: workers reserve for themselves, hostq's direct transport.
+    if (inProcess && !defaults.contains("transport")) {
+      defaults.emplace("transport", Located{YAML::Node("direct"), "work_queue"});
+    }
+    if (server) parseServer(server, out.server);
+    if (periodic) parsePeriodic(periodic, out.server.periodic_jobs);
+    if (disablePeriodic) out.server.periodic_jobs.clear();
     if (workers && workers.IsSequence()) parseWorkers(workers, defaults, out);
+    out.warnings = std::move(m_warnings);
     return out;
   }
 
  private:
   std::string m_origin;
+  std::string m_environment;
+  std::vector<std::string> m_warnings;
+  mutable std::size_t m_mergedMaps = 0;  // maps merged through `<<`, over the whole file
+
+  /// The document, or its section for the environment (else `default`) when it is made of
+  /// environment sections as inst-jobs' delayed_jobs.yml is.
+  YAML::Node section(const YAML::Node& document) const {
+    if (!document || !document.IsMap()) return document;
+    auto isSection = [](const YAML::Node& v) { return v.IsMap() || v.IsSequence(); };
+    std::vector<std::string> names;
+    bool sectioned = document.size() > 0;
+    for (const auto& kv : document) {
+      if (!kv.first.IsScalar()) return document;  // entries() reports it
+      const std::string key = kv.first.Scalar();
+      if (key == m_environment && isSection(kv.second)) return kv.second;
+      names.push_back(key);
+      const bool known = kTopLevelOnly.contains(key) || key == "workers" || kWorkerKeys.contains(key) ||
+                         kInstJobsApplied.contains(key) || kInstJobsIgnored.contains(key);
+      if (known || !isSection(kv.second)) sectioned = false;
+    }
+    for (const auto& kv : document) {
+      if (kv.first.Scalar() == "default" && isSection(kv.second)) return kv.second;
+    }
+    if (sectioned) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      fail(document, "(document)",
+           "no section for environment \"" + m_environment + "\" (the file has: " + list +
+               "); choose one with --environment, HOSTQ_ENV or RAILS_ENV");
+    }
+    return document;
+  }
+
+  void warn(const YAML::Node& at, const std::string& where, const std::string& why) {
+    std::string pos = m_origin;
+    if (at && !at.Mark().is_null()) pos += ":" + std::to_string(at.Mark().line + 1);
+    m_warnings.push_back(pos + ": " + where + ": ignored: " + why);
+  }
+
+  /// A key that is one or two typos away from a known one is an error, not a new extra.
+  void refuseMisspelling(const YAML::Node& at, const std::string& key, const std::string& where) const {
+    if (auto known = misspeltKey(key, {&kTopLevelOnly, &kWorkerKeys, &kInstJobsApplied}, &kInstJobsIgnored)) {
+      fail(at, where, "unknown setting (did you mean \"" + *known + "\"?)");
+    }
+  }
+
+  /// A top-level setting of inst-jobs (Delayed::Settings): applied where hostq has the same knob,
+  /// otherwise accepted with a warning saying why it does nothing.
+  void instJobsSetting(const std::string& key, const YAML::Node& value, PoolSettings& out) {
+    if (auto it = kInstJobsIgnored.find(key); it != kInstJobsIgnored.end()) {
+      warn(value, key, it->second);
+    } else if (key == "max_attempts") {
+      out.server.default_max_attempts = count(value, key, 1);
+    } else if (key == "fetch_batch_size") {
+      out.server.fetch_batch_size = count(value, key, 1);
+    } else if (key == "disable_abandoned_job_cleanup") {
+      if (boolean(value, key)) out.server.host_timeout = std::chrono::milliseconds(0);
+    } else if (key == "parent_process") {
+      parseParentProcess(value, out.server);
+    }
+  }
+
+  void parseParentProcess(const YAML::Node& node, ServerSettings& s) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) fail(node, "parent_process", "must be a mapping");
+    static const std::set<std::string, std::less<>> kKeys = {
+        "server_address", "prefetched_jobs_timeout", "server_socket_timeout", "client_timeout", "client_connect_timeout"};
+    for (const auto& [key, value] : entries(node, "parent_process")) {
+      const std::string where = "parent_process." + key;
+      if (key == "server_address") {
+        std::string address = string(value, where);
+        if (address.empty() || address.front() != '/') {
+          warn(value, where, "a path relative to the Rails root, which hostq does not know; the default socket path is used");
+        } else {
+          std::error_code ec;
+          // inst-jobs: an existing directory holds the socket; any other absolute path is the socket.
+          s.socket_path = std::filesystem::is_directory(address, ec) ? address + "/hostq.sock" : address;
+        }
+      } else if (key == "prefetched_jobs_timeout") {
+        s.prefetched_jobs_timeout = duration(value, where, false);
+      } else if (key == "server_socket_timeout" || key == "client_timeout") {
+        warn(value, where, "there is no per-job send timeout (jobs go over shared memory or a non-blocking socket)");
+      } else if (key == "client_connect_timeout") {
+        warn(value, where, "workers retry their connection with back-off until the server is up");
+      } else {
+        auto known = misspeltKey(key, {&kKeys});
+        fail(value, where, known ? "unknown setting (did you mean \"" + *known + "\"?)" : "unknown setting");
+      }
+    }
+  }
+
+  void parsePeriodic(const YAML::Node& list, std::vector<PeriodicJob>& out) const {
+    if (list.IsNull()) return;
+    if (!list.IsSequence()) fail(list, "periodic_jobs", "must be a list of periodic jobs");
+    std::set<std::string> names;
+    static const std::set<std::string, std::less<>> kKeys = {"name",  "cron",     "tag",         "payload",
+                                                             "queue", "priority", "max_attempts"};
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node entry = list[i];
+      const std::string prefix = "periodic_jobs[" + std::to_string(i) + "]";
+      if (!entry.IsMap()) fail(entry, prefix, "must be a mapping (name, cron, tag, …)");
+      PeriodicJob p;
+      std::set<std::string> given;
+      for (const auto& [key, value] : entries(entry, prefix)) {
+        const std::string where = prefix + "." + key;
+        given.insert(key);
+        if (key == "name") {
+          p.name = nonBlank(value, where);
+          if (!names.insert(p.name).second) fail(value, where, "duplicate periodic job name \"" + p.name + "\"");
+        } else if (key == "cron") {
+          p.cron = nonBlank(value, where);
+          try {
+            CronSchedule::parse(p.cron);
+          } catch (const ValidationError& e) {
+            fail(value, where, e.what());
+          }
+        } else if (key == "tag") {
+          p.tag = nonBlank(value, where);
+        } else if (key == "payload") {
+          p.payload = string(value, where);
+        } else if (key == "queue") {
+          p.queue = nonBlank(value, where);
+        } else if (key == "priority") {
+          p.priority = static_cast<int>(integer(value, where, kMinPriority, kMaxPriority));
+        } else if (key == "max_attempts") {
+          p.max_attempts = count(value, where, 1);
+        } else {
+          auto known = misspeltKey(key, {&kKeys});
+          fail(value, where, known ? "unknown key (did you mean \"" + *known + "\"?)" : "unknown key (name, cron, tag, payload, queue, priority, max_attempts)");
+        }
+      }
+      for (const char* required : {"name", "cron", "tag"}) {
+        if (!given.contains(required)) fail(entry, prefix, std::string("missing ") + required);
+      }
+      out.push_back(std::move(p));
+    }
+  }
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& where, const std::string& what) const {
     std::string pos = m_origin;
@@ -208,15 +458,41 @@ class Loader {
 
   // Map entries in file order; refuses duplicate and non-scalar keys, which yaml-cpp would
   // otherwise keep silently (the second `queue:` in an entry is almost always a paste error).
-  std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& map, const std::string& prefix) const {
+  // YAML merge keys (`<<: *default`, how Rails configs share a section) are resolved here, since
+  // yaml-cpp 0.7 reads `<<` as a plain key: the merged map's entries come after the map's own,
+  // and own keys win.
+  std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& map, const std::string& prefix,
+                                                          int mergeDepth = 0) const {
+    // An alias may point back at the map holding it (`&a {<<: *a}`): bound the merging.
+    if (mergeDepth > 8) fail(map, prefix.empty() ? "<<" : prefix + ".<<", "merge keys nested too deep");
     std::vector<std::pair<std::string, YAML::Node>> out;
     std::set<std::string> seen;
+    std::vector<YAML::Node> merged;
     for (const auto& kv : map) {
       const std::string where = prefix.empty() ? "(key)" : prefix;
       if (!kv.first.IsScalar()) fail(kv.first, where, "keys must be plain names");
       std::string key = kv.first.Scalar();
+      if (key == "<<") {
+        if (kv.second.IsSequence()) {
+          for (const auto& m : kv.second) merged.push_back(m);
+        } else {
+          merged.push_back(kv.second);
+        }
+        for (const auto& m : merged) {
+          if (!m.IsMap()) fail(kv.second, prefix.empty() ? "<<" : prefix + ".<<", "a merge key takes a mapping");
+        }
+        // Aliases make a small file expand without bound (a list of aliases to lists of aliases…).
+        m_mergedMaps += merged.size();
+        if (m_mergedMaps > 1000) fail(kv.second, prefix.empty() ? "<<" : prefix + ".<<", "too many merges");
+        continue;
+      }
       if (!seen.insert(key).second) fail(kv.first, prefix.empty() ? key : prefix + "." + key, "duplicate key");
       out.emplace_back(std::move(key), kv.second);
+    }
+    for (const auto& m : merged) {
+      for (auto& [key, value] : entries(m, prefix, mergeDepth + 1)) {
+        if (seen.insert(key).second) out.emplace_back(key, value);
+      }
     }
     return out;
   }
@@ -229,6 +505,12 @@ class Loader {
   std::string string(const YAML::Node& v, const std::string& where) const {
     if (v.IsNull()) return {};
     return scalar(v, where);
+  }
+
+  std::string nonBlank(const YAML::Node& v, const std::string& where) const {
+    std::string text = string(v, where);
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail(v, where, "must not be blank");
+    return text;
   }
 
   bool boolean(const YAML::Node& v, const std::string& where) const {
@@ -326,17 +608,23 @@ class Loader {
            if (!s.http_listen.empty() && !http::parseListenAddress(s.http_listen))
              fail(v, w, "must be HOST:PORT, e.g. 127.0.0.1:9187 or [::1]:9187");
          }},
+        {"host_timeout", [&](auto& v, auto& w) { s.host_timeout = duration(v, w); }},
     };
     for (const auto& [key, value] : entries(node, "server")) {
       const std::string where = "server." + key;
       auto h = handlers.find(key);
-      if (h == handlers.end()) fail(value, where, "unknown setting");
+      if (h == handlers.end()) {
+        std::set<std::string, std::less<>> known;
+        for (const auto& [name, handler] : handlers) known.insert(name);
+        auto near = misspeltKey(key, {&known});
+        fail(value, where, near ? "unknown setting (did you mean \"" + *near + "\"?)" : "unknown setting");
+      }
       h->second(value, where);
     }
   }
 
   void parseWorkers(const YAML::Node& list, const std::map<std::string, Located>& defaults,
-                    PoolSettings& out) const {
+                    PoolSettings& out) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       const YAML::Node entry = list[i];
       const std::string prefix = "workers[" + std::to_string(i) + "]";
@@ -350,6 +638,14 @@ class Loader {
         std::set<std::string> own;
         for (const auto& [key, value] : entries(entry, prefix)) {
           if (kTopLevelOnly.contains(key)) fail(value, prefix + "." + key, "is a top-level setting, not a worker key");
+          if (auto it = kInstJobsIgnored.find(key); it != kInstJobsIgnored.end()) {
+            warn(value, prefix + "." + key, it->second);
+            continue;
+          }
+          if (kInstJobsApplied.contains(key)) {
+            fail(value, prefix + "." + key, "is a pool-wide setting: give it at the top level");
+          }
+          if (!kWorkerKeys.contains(key)) refuseMisspelling(value, key, prefix + "." + key);
           const std::string canonical = canonicalWorkerKey(key);
           // `max_job_count` and `worker_max_job_count` in one entry: which one wins is a guess.
           if (!own.insert(canonical).second) fail(value, prefix + "." + key, "duplicate key (alias of " + canonical + ")");
@@ -400,7 +696,15 @@ class Loader {
 
 }  // namespace
 
-PoolSettings parsePoolSettings(const std::string& yaml, const std::string& origin) {
+std::string resolveEnvironment(const std::string& explicit_name) {
+  if (!explicit_name.empty()) return explicit_name;
+  for (const char* var : {"HOSTQ_ENV", "RAILS_ENV"}) {
+    if (const char* env = std::getenv(var); env && *env) return env;
+  }
+  return "production";
+}
+
+PoolSettings parsePoolSettings(const std::string& yaml, const std::string& origin, const std::string& environment) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
@@ -410,16 +714,16 @@ PoolSettings parsePoolSettings(const std::string& yaml, const std::string& origi
     if (!e.mark.is_null()) pos += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
     throw ValidationError(pos + ": invalid YAML: " + e.msg);
   }
-  return Loader(origin).load(root);
+  return Loader(origin, resolveEnvironment(environment)).load(root);
 }
 
-PoolSettings loadPoolSettings(const std::string& path) {
+PoolSettings loadPoolSettings(const std::string& path, const std::string& environment) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ValidationError(path + ": cannot read config file");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ValidationError(path + ": cannot read config file");
-  return parsePoolSettings(text.str(), path);
+  return parsePoolSettings(text.str(), path, environment);
 }
 
 std::string resolveSocketPath(const std::string& explicit_path) {

@@ -12,6 +12,10 @@ namespace hostq::config_detail {
 /// millisecond.
 std::optional<std::chrono::milliseconds> parseDuration(std::string_view text);
 
+/// parseDuration's forms, or hours and days ("12h", "7d", "1.5d") for retention-sized spans (the
+/// config's durations stay in ms/s/m). Whole seconds, rounded.
+std::optional<std::chrono::seconds> parseLongDuration(std::string_view text);
+
 /// "4096" | "64k" | "512M" | "2G" (binary multiples; "kB"/"KiB" spellings accepted); fractions
 /// allowed with a suffix ("1.5G"). Negative values are refused.
 std::optional<std::int64_t> parseByteSize(std::string_view text);

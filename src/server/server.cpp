@@ -23,6 +23,7 @@
 #include "http/http_server.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/job_convert.hpp"
+#include "server/host_monitor.hpp"
 #include "server/reserver.hpp"
 #include "server/result_writer.hpp"
 #include "server/stats_snapshot.hpp"
@@ -131,6 +132,8 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::unique_ptr<ReservationRunner> m_reservations;
   std::vector<std::unique_ptr<BatchChannel>> m_channels;
   std::unique_ptr<Reserver> m_reserver;
+  std::unique_ptr<HostMonitor> m_monitor;
+  std::atomic<bool> m_declaredDead{false};
   ServerStats m_stats;
   StatsBoard m_statsBoard;
   std::unique_ptr<http::HttpServer> m_http;
@@ -669,6 +672,13 @@ int Server::run() {
   m_control->start();
   if (m_control->replacedStaleSocket()) m_reserver->expectReconnects();
   m_listener = std::thread([this] { listenLoop(); });
+  m_monitor = std::make_unique<HostMonitor>(HostMonitorOptions{
+      url, so, m_host, static_cast<int>(::getpid()), m_o.settings.host_timeout, m_o.settings.periodic_jobs, [this] {
+        // Our jobs were given to other hosts: stop as on a signal; the pool starts a fresh server.
+        m_declaredDead.store(true);
+        onServerSignal(0);
+      }});
+  m_monitor->start();
   spdlog::info("server {} listening on {} (pid {}, {} shm slots)", m_host, co.socket_path, ::getpid(),
                m_segment->capacity());
 
@@ -731,12 +741,13 @@ int Server::run() {
   m_listenStop.store(true);
   m_listener.join();
   if (m_http) m_http->stop();
+  m_monitor->stop(/*sign_off=*/clean && !m_declaredDead.load());
   m_control->stop();
   g_doorbell.store(nullptr);
   m_segment->retire();
   spdlog::info("server exiting: {} jobs completed, {} statements", m_stats.jobs_completed,
                m_stats.statements.total());
-  return clean ? 0 : 1;
+  return clean && !m_declaredDead.load() ? 0 : 1;
 }
 
 }  // namespace

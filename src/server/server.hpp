@@ -1,5 +1,7 @@
 #pragma once
-// The host's work-queue server: one process, three threads.
+// The host's work-queue server: one process; these threads, plus the reservation runner, the
+// result writer (docs/server.md) and the host monitor (host_monitor.hpp: heartbeat, dead hosts,
+// periodic jobs).
 //  - loop thread (the caller of run()): owns the Reserver and every job; drains the shared-memory
 //    rings, the control inbox and the LISTEN flag, sleeps on the segment's doorbell futex.
 //  - control thread: Asio, socket I/O only; posts events to the loop's inbox and rings the

@@ -275,21 +275,25 @@ inline const Statement kListStrand{
     "hostq_list_strand", listSql("strand = $1::text", "strand_order_override, id")};
 inline const Statement kListTag{"hostq_list_tag", listSql("tag = $1::text", "id")};
 
-inline const Statement kCounts{
-    "hostq_counts",
-    "WITH live AS ("
-    "  SELECT queue,"
-    "    count(*) FILTER (WHERE locked_by IS NULL AND next_in_strand AND run_at <= " + kNow + ") q,"
-    "    count(*) FILTER (WHERE locked_by IS NULL AND next_in_strand AND run_at > " + kNow + ") f,"
-    "    count(*) FILTER (WHERE locked_by IS NULL AND NOT next_in_strand) b,"
-    "    count(*) FILTER (WHERE locked_by <> 'on hold' AND locked_by NOT LIKE 'prefetch:%') r,"
-    "    count(*) FILTER (WHERE locked_by LIKE 'prefetch:%') p,"
-    "    count(*) FILTER (WHERE locked_by = 'on hold') h"
-    "  FROM delayed_jobs GROUP BY queue),"
-    " dead AS (SELECT queue, count(*) n FROM failed_jobs GROUP BY queue) "
-    "SELECT COALESCE(l.queue, d.queue), COALESCE(l.q, 0), COALESCE(l.f, 0), COALESCE(l.b, 0),"
-    "       COALESCE(l.r, 0), COALESCE(l.p, 0), COALESCE(l.h, 0), COALESCE(d.n, 0)"
-    "  FROM live l FULL JOIN dead d ON l.queue = d.queue ORDER BY 1"};
+/// Per-`key` counts of live and failed jobs (QueueCount's columns) over the rows where `where`
+/// holds (it may use parameters); rows with a NULL key are left out.
+inline std::string countsSql(const std::string& key, const std::string& where) {
+  return "WITH live AS ("
+         "  SELECT " + key + " AS k,"
+         "    count(*) FILTER (WHERE locked_by IS NULL AND next_in_strand AND run_at <= " + kNow + ") q,"
+         "    count(*) FILTER (WHERE locked_by IS NULL AND next_in_strand AND run_at > " + kNow + ") f,"
+         "    count(*) FILTER (WHERE locked_by IS NULL AND NOT next_in_strand) b,"
+         "    count(*) FILTER (WHERE locked_by <> 'on hold' AND locked_by NOT LIKE 'prefetch:%') r,"
+         "    count(*) FILTER (WHERE locked_by LIKE 'prefetch:%') p,"
+         "    count(*) FILTER (WHERE locked_by = 'on hold') h"
+         "  FROM delayed_jobs WHERE " + key + " IS NOT NULL AND " + where + " GROUP BY 1),"
+         " dead AS (SELECT " + key + " AS k, count(*) n FROM failed_jobs"
+         "   WHERE " + key + " IS NOT NULL AND " + where + " GROUP BY 1) "
+         "SELECT COALESCE(l.k, d.k), COALESCE(l.q, 0), COALESCE(l.f, 0), COALESCE(l.b, 0),"
+         "       COALESCE(l.r, 0), COALESCE(l.p, 0), COALESCE(l.h, 0), COALESCE(d.n, 0)"
+         "  FROM live l FULL JOIN dead d ON l.k = d.k ORDER BY 1";
+}
+inline const Statement kCounts{"hostq_counts", countsSql("queue", "true")};
 
 inline const Statement kHasRunnable{
     "hostq_has_runnable",

@@ -258,14 +258,25 @@ TEST_F(CliStore, ValidationErrorsExitOneWithAMessage) {
   EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 0);
 }
 
-TEST_F(CliStore, CountEnqueuesCopiesInBulk) {
+TEST_F(CliStore, CountPrintsTheIdOfEveryCopy) {
   auto lines = ok({"enqueue", "Bulk#run", "p", "--count", "12345", "--queue", "bulk", "--priority", "7"});
-  EXPECT_EQ(lines, std::vector<std::string>{"enqueued 12345"});
-  EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs WHERE queue = 'bulk' AND priority = 7 AND tag = 'Bulk#run'"),
-            12345);
-  // Not plain: each copy goes through the singleton logic.
+  ASSERT_EQ(lines.size(), 12345u);
+  std::vector<std::string> expected;
+  std::istringstream ids(query("SELECT string_agg(id::text, ' ' ORDER BY id) FROM delayed_jobs"
+                               " WHERE queue = 'bulk' AND priority = 7 AND tag = 'Bulk#run' AND handler = 'p'"));
+  for (std::string id; ids >> id;) expected.push_back(id);
+  EXPECT_EQ(lines, expected);
+  // Not plain: each copy goes through the singleton logic and prints what a single enqueue would.
   lines = ok({"enqueue", "One#run", "--count", "3", "--singleton", "one", "--on-conflict", "loose"});
-  EXPECT_EQ(lines, std::vector<std::string>{"enqueued 1 (updated 0, dropped 2)"});
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], query("SELECT id FROM delayed_jobs WHERE singleton = 'one'"));
+  EXPECT_EQ(lines[1], "dropped");
+  EXPECT_EQ(lines[2], "dropped");
+  // --quiet: the jobs, no output.
+  Outcome quiet = run({"enqueue", "Quiet#run", "--count", "5", "--quiet"});
+  EXPECT_EQ(quiet.code, 0) << describe(quiet);
+  EXPECT_EQ(quiet.out, "");
+  EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs WHERE tag = 'Quiet#run'"), 5);
 }
 
 TEST_F(CliStore, StdinEnqueuesOneJobPerLine) {

@@ -8,85 +8,25 @@
 #include <set>
 #include <sstream>
 
-#include "support/db_fixture.hpp"
-#include "support/farm.hpp"
-#include "support/reliability_farm.hpp"
+#include "support/pool_fixture.hpp"
 #include "support/wait.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using hostq::test::describe;
 using hostq::test::Proc;
 using hostq::test::RunResult;
 using hostq::test::ScratchDir;
 using hostq::test::waitUntil;
 
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-class PoolCli : public hostq::test::DbTest {
- protected:
-  bool migrateOnSetUp() const override { return false; }
-
-  void SetUp() override {
-    DbTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    const auto r = hostq({"migrate"});
-    ASSERT_EQ(r.code, 0) << describe(r);
-  }
-
-  void TearDown() override {
-    if (m_pool.pid() > 0 && m_pool.running()) {
-      // A failed test: stop the tree fast (the pool takes its children along).
-      m_pool.signal(SIGTERM);
-      if (!m_pool.wait(15s)) ADD_FAILURE() << "pool ignored TERM\n" << m_pool.describe();
-    }
-    DbTest::TearDown();
-  }
-
-  std::vector<std::string> common() const {
-    return {"--database-url", url(), "--schema", schema(), "--socket", m_dir.file("s.sock")};
-  }
-  RunResult hostq(std::vector<std::string> args, std::chrono::milliseconds timeout = 60s) const {
-    const auto c = common();
-    args.insert(args.end(), c.begin(), c.end());
-    return hostq::test::runHostq(m_dir, args, timeout);
-  }
-  void startPool(std::vector<std::string> args) {
-    std::vector<std::string> argv{hostq::test::hostqBinary(), "pool"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const auto c = common();
-    argv.insert(argv.end(), c.begin(), c.end());
-    m_pool = Proc::exec(m_dir, "pool", argv);
-  }
-  std::vector<int> statsWorkers() const {
-    const auto r = hostq({"stats", "--json", "--timeout", "2"}, 10s);
-    return r.code == 0 ? hostq::test::rel::jsonWorkerPids(r.out) : std::vector<int>{};
-  }
-  /// Stops the pool with QUIT and expects a clean exit.
-  void quitPool(std::chrono::milliseconds timeout = 20s) {
-    m_pool.signal(SIGQUIT);
-    const auto code = m_pool.wait(timeout);
-    ASSERT_TRUE(code.has_value()) << "pool did not exit after QUIT\n" << m_pool.describe();
-    EXPECT_EQ(*code, 0) << m_pool.describe();
-  }
-  std::int64_t lockedJobs() const { return queryInt("SELECT count(*) FROM delayed_jobs WHERE locked_by IS NOT NULL"); }
-
-  ScratchDir m_dir;
-  Proc m_pool;
-};
+using PoolCli = hostq::test::PoolFixture;
 
 TEST_F(PoolCli, RestartsAWorkerKilledWithKill9AndReschedulesItsJob) {
-  auto r = hostq({"enqueue", "hostq.sleep", "20000", "--max-attempts", "3"});
-  ASSERT_EQ(r.code, 0) << describe(r);
-  const hostq::JobId sleeper = std::stoll(r.out);
+  const hostq::JobId sleeper = enqueueOne({"hostq.sleep", "20000", "--max-attempts", "3"});
   startPool({"--workers", "2", "--builtin-handlers", "--restart-grace", "0"});  // fresh schema: no stale locks
-  std::string owner;
-  ASSERT_TRUE(waitUntil([&] {
-    owner = query("SELECT locked_by FROM delayed_jobs WHERE id = " + std::to_string(sleeper));
-    return owner.find(':') != std::string::npos && owner.rfind("prefetch:", 0) != 0;
-  }, 20s)) << owner << "\n" << m_pool.describe();
+  const std::string owner = waitForWorker(sleeper);
+  ASSERT_FALSE(owner.empty()) << m_pool.describe();
   const int victim = std::stoi(owner.substr(owner.rfind(':') + 1));
   ASSERT_TRUE(waitUntil([&] {
     auto pids = statsWorkers();
@@ -109,7 +49,7 @@ TEST_F(PoolCli, RestartsAWorkerKilledWithKill9AndReschedulesItsJob) {
 
   // The burn-down completes: the rescheduled job (shortened, due now) and a batch of new ones.
   sql("UPDATE delayed_jobs SET handler = '10', run_at = now() AT TIME ZONE 'UTC' WHERE id = " + std::to_string(sleeper));
-  r = hostq({"enqueue", "hostq.noop", "--count", "200"});
+  auto r = hostq({"enqueue", "hostq.noop", "--count", "200"});
   ASSERT_EQ(r.code, 0) << describe(r);
   r = hostq({"wait-idle", "--timeout", "30"}, 40s);
   ASSERT_EQ(r.code, 0) << describe(r) << m_pool.describe();
@@ -119,15 +59,10 @@ TEST_F(PoolCli, RestartsAWorkerKilledWithKill9AndReschedulesItsJob) {
 
 TEST_F(PoolCli, DirectWorkersKilledWithKill9AreRecoveredByThePool) {
   // No server to see the socket close: the pool itself reschedules the dead worker's job.
-  auto r = hostq({"enqueue", "hostq.sleep", "20000", "--max-attempts", "3"});
-  ASSERT_EQ(r.code, 0) << describe(r);
-  const hostq::JobId sleeper = std::stoll(r.out);
+  const hostq::JobId sleeper = enqueueOne({"hostq.sleep", "20000", "--max-attempts", "3"});
   startPool({"--workers", "1", "--transport", "direct", "--builtin-handlers", "--restart-grace", "0"});
-  std::string owner;
-  ASSERT_TRUE(waitUntil([&] {
-    owner = query("SELECT locked_by FROM delayed_jobs WHERE id = " + std::to_string(sleeper));
-    return owner.find(':') != std::string::npos;
-  }, 20s)) << owner << "\n" << m_pool.describe();
+  const std::string owner = waitForWorker(sleeper);
+  ASSERT_FALSE(owner.empty()) << m_pool.describe();
   const int victim = std::stoi(owner.substr(owner.rfind(':') + 1));
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   ASSERT_TRUE(waitUntil([&] {
@@ -136,9 +71,7 @@ TEST_F(PoolCli, DirectWorkersKilledWithKill9AreRecoveredByThePool) {
   }, 15s)) << m_pool.describe();
   EXPECT_EQ(query("SELECT last_error FROM delayed_jobs WHERE id = " + std::to_string(sleeper)).rfind("process died", 0), 0u);
   // The replacement takes new work.
-  r = hostq({"enqueue", "hostq.noop"});
-  ASSERT_EQ(r.code, 0) << describe(r);
-  const hostq::JobId next = std::stoll(r.out);
+  const hostq::JobId next = enqueueOne({"hostq.noop"});
   ASSERT_TRUE(waitUntil([&] { return !exists(next); }, 15s)) << m_pool.describe();
   quitPool();
 }
@@ -188,11 +121,12 @@ TEST_F(PoolCli, EndToEndTenThousandAppendsEachExactlyOnce) {
   const std::string out = m_dir.file("appended");
   auto r = hostq({"enqueue", "hostq.append", out, "--count", "10000"});
   ASSERT_EQ(r.code, 0) << describe(r);
-  ASSERT_EQ(r.out, "enqueued 10000\n");
   std::set<hostq::JobId> ids;
   {
-    std::istringstream in(query("SELECT string_agg(id::text, ' ') FROM delayed_jobs"));
+    std::istringstream in(r.out);  // one id per line
     for (hostq::JobId id; in >> id;) ids.insert(id);
+    ASSERT_EQ(ids.size(), 10000u) << r.out.substr(0, 200);
+    ASSERT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 10000);
   }
   ASSERT_EQ(ids.size(), 10000u);
   startPool({"--workers", "4", "--builtin-handlers"});

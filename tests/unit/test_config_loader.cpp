@@ -8,6 +8,7 @@
 
 #include "hostq/config.hpp"
 #include "hostq/error.hpp"
+#include "support/scoped_env.hpp"
 
 using namespace std::chrono_literals;
 using hostq::parsePoolSettings;
@@ -27,28 +28,7 @@ std::string errorOf(const std::string& yaml, const std::string& origin = "test.y
   return {};
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : m_name(name) {
-    if (const char* old = std::getenv(name)) m_old = old;
-    if (value) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (m_old) {
-      ::setenv(m_name, m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name);
-    }
-  }
-
- private:
-  const char* m_name;
-  std::optional<std::string> m_old;
-};
+using hostq::test::ScopedEnv;
 
 }  // namespace
 
@@ -329,6 +309,9 @@ TEST(ConfigLoader, LoadsAFileAndNamesItInErrors) {
 TEST(ConfigLoader, TheExampleFileLoads) {
   auto s = hostq::loadPoolSettings(HOSTQ_SOURCE_DIR "/examples/hostq.yml");
   EXPECT_FALSE(s.workers.empty());
+  EXPECT_EQ(s.server.host_timeout, 60s);
+  EXPECT_EQ(s.server.periodic_jobs.size(), 1u);
+  EXPECT_TRUE(s.warnings.empty());
 }
 
 TEST(ConfigLoader, HeldLockBatchSettings) {

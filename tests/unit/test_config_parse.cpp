@@ -33,6 +33,16 @@ TEST(ConfigParse, DurationsRefuseAnythingElse) {
   }
 }
 
+TEST(ConfigParse, LongDurationsAlsoTakeHoursAndDays) {
+  using hostq::config_detail::parseLongDuration;
+  EXPECT_EQ(parseLongDuration("90"), 90s);
+  EXPECT_EQ(parseLongDuration("30m"), 30min);
+  EXPECT_EQ(parseLongDuration("12h"), 12h);
+  EXPECT_EQ(parseLongDuration("7d"), 7 * 24h);
+  EXPECT_EQ(parseLongDuration("1.5d"), 36h);
+  for (const char* bad : {"", "h", "d", "-1d", "1 d", "1hd", "1e3h", "inf"}) EXPECT_FALSE(parseLongDuration(bad)) << bad;
+}
+
 TEST(ConfigParse, SizesTakeBinarySuffixes) {
   EXPECT_EQ(parseByteSize("0"), 0);
   EXPECT_EQ(parseByteSize("4096"), 4096);
