@@ -10,7 +10,8 @@ namespace hostq::server {
 
 namespace {
 
-constexpr ClientId kNoClient = ~ClientId{0};
+using Claim = JobLedger::Claim;
+using Work = JobLedger::Work;
 
 std::uint64_t nanosSince(SteadyClock::time_point from, SteadyClock::time_point to) {
   return to > from ? static_cast<std::uint64_t>(
@@ -77,14 +78,8 @@ ClientId Reserver::addClient(std::string name, int pid, const WorkerConfig& conf
   ++m_groups[c.group].workers;
   ++m_clientCount;
   for (JobId job : held_jobs) {
-    if (m_held.count(job)) continue;  // already ours (a reconnect to the same server)
-    Held h;
-    h.client = id;
-    h.db_owner = c.name;
-    h.uncertain = true;
-    h.transfer_pending = true;
-    m_held.emplace(job, h);
-    adopt(job, c.name);
+    if (!m_ledger.adopt(job, id, c.name, Work::Running)) continue;  // already ours (a reconnect)
+    queueAdoption(job, c.name);
     c.jobs.push_back(job);
     c.state = ClientState::Working;
     if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
@@ -92,13 +87,14 @@ ClientId Reserver::addClient(std::string name, int pid, const WorkerConfig& conf
   return id;
 }
 
-void Reserver::adopt(JobId job, const std::string& worker) {
+void Reserver::queueAdoption(JobId job, const std::string& worker) {
   // The row is locked by our prefetch owner (the old server never wrote the transfer), or it is
   // unlocked: a held-lock batch's claim died with the old server, or the start-up release freed
   // it. Either way nobody else holds it, so it becomes the worker's; one CAS row of each
   // matches at most. A row locked by anyone else is not taken (the result then mismatches).
   m_pendingTransfers.push_back(LockTransfer{job, m_prefetchOwner, worker});
   m_pendingTransfers.push_back(LockTransfer{job, std::string(), worker});
+  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
 }
 
 void Reserver::dropFromWaiting(ClientId c) {
@@ -114,8 +110,8 @@ void Reserver::removeClient(ClientId id, bool died) {
   r.erase(std::remove(r.begin(), r.end(), id), r.end());
   const std::vector<JobId> jobs = c.jobs;  // undelivered() edits c.jobs
   for (JobId job : jobs) {
-    auto it = m_held.find(job);
-    if (it == m_held.end() || it->second.result_pending) continue;
+    const auto* e = m_ledger.find(job);
+    if (e == nullptr || e->work != Work::Running) continue;
     // A job the worker held when it went away: it may have run part-way, so it counts as an
     // attempt ("process died"), as inst-jobs' orphan recovery does. A clean goodbye while
     // holding a job is a worker bug; treat it the same way rather than lose the job.
@@ -130,8 +126,7 @@ void Reserver::removeClient(ClientId id, bool died) {
     r.id = job;
     r.success = false;
     r.error = "process died";
-    it->second.client = kNoClient;
-    queueResult(PendingResult{kNoClient, r, it->second.db_owner}, &it->second);
+    queueResult(PendingResult{kNoClient, r, e->owner});
     ++m_stats.jobs_rescheduled_died;
   }
   // Results already reported stay pending and are written; their acks go nowhere.
@@ -147,8 +142,7 @@ void Reserver::removeClient(ClientId id, bool died) {
     orphan(b.closing_completes);
     orphan(b.closing_fails);
   }
-  for (auto& [job, h] : m_held)
-    if (h.client == id) h.client = kNoClient;
+  m_ledger.orphan(id);
   --m_groups[c.group].workers;
   c = Client{};
   m_freeIds.push_back(id);
@@ -178,8 +172,8 @@ std::size_t Reserver::jobsHeld(ClientId id) const noexcept {
   if (id >= m_clients.size() || !m_clients[id].live) return 0;
   std::size_t n = 0;
   for (JobId job : m_clients[id].jobs) {
-    auto it = m_held.find(job);
-    if (it != m_held.end() && !it->second.result_pending) ++n;
+    const auto* e = m_ledger.find(job);
+    if (e != nullptr && e->work == Work::Running) ++n;
   }
   return n;
 }
@@ -187,9 +181,9 @@ std::size_t Reserver::jobsHeld(ClientId id) const noexcept {
 bool Reserver::holdsAnything(ClientId id) const noexcept {
   if (id >= m_clients.size() || !m_clients[id].live) return false;
   if (!m_clients[id].jobs.empty()) return true;
-  for (const auto& [job, h] : m_held)
-    if (h.client == id) return true;
-  return false;
+  bool any = false;
+  m_ledger.forEach([&](JobId, const JobLedger::Entry& e) { any |= e.client == id; });
+  return any;
 }
 
 void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
@@ -219,25 +213,19 @@ void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
 }
 
 void Reserver::reportResult(ClientId id, const JobResult& result) {
-  auto it = m_held.find(result.id);
+  const auto* e = m_ledger.find(result.id);
   std::string owner;
-  if (it != m_held.end()) {
-    if (it->second.result_pending) return;  // a duplicate report; the first one wins
-    owner = it->second.db_owner;
+  if (e != nullptr) {
+    if (e->work == Work::Reported) return;  // a duplicate report; the first one wins
+    owner = e->owner;
   } else {
     // Not ours: a result resent after a server restart (or a confused peer). The row is locked
     // by the worker's name, or still by the prefetch owner if the old server never wrote the
     // transfer: adopt it with a transfer first, so the result's compare-and-set finds it under
     // the worker's name either way (and the start-up release cannot free it meanwhile).
     owner = id < m_clients.size() ? m_clients[id].name : std::string();
-    Held h;
-    h.client = id;
-    h.db_owner = owner;
-    h.result_pending = true;
-    h.uncertain = true;
-    h.transfer_pending = true;
-    it = m_held.emplace(result.id, h).first;
-    adopt(result.id, owner);
+    m_ledger.adopt(result.id, id, owner, Work::Running);
+    queueAdoption(result.id, owner);
   }
   if (id < m_clients.size() && m_clients[id].live) {
     auto& jobs = m_clients[id].jobs;
@@ -246,19 +234,19 @@ void Reserver::reportResult(ClientId id, const JobResult& result) {
     if (jobs.empty() && m_clients[id].state == ClientState::Working)
       m_clients[id].state = ClientState::Idle;
   }
-  queueResult(PendingResult{id, result, std::move(owner)}, &it->second);
+  queueResult(PendingResult{id, result, std::move(owner)});
 }
 
-void Reserver::queueResult(PendingResult p, Held* h) {
-  if (h != nullptr && h->batch >= 0 && !h->promote_inflight) {
+void Reserver::queueResult(PendingResult p) {
+  m_ledger.report(p.result.id);
+  const auto* e = m_ledger.find(p.result.id);
+  if (e != nullptr && e->claim == Claim::Batch) {
     // Claimed by an open batch: written by its close, in its transaction.
-    Batch& b = m_batches[static_cast<std::size_t>(h->batch)];
+    Batch& b = m_batches[static_cast<std::size_t>(e->batch)];
     if (b.outstanding > 0) --b.outstanding;
-    h->result_pending = true;
     (p.result.success ? b.completes : b.fails).push_back(std::move(p));
     return;
   }
-  if (h != nullptr) h->result_pending = true;
   if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
   (p.result.success ? m_pendingComplete : m_pendingFail).push_back(std::move(p));
 }
@@ -269,21 +257,25 @@ void Reserver::queueUnlock(JobId id, const std::string& owner) {
 }
 
 void Reserver::undelivered(ClientId id, JobId job) {
-  auto it = m_held.find(job);
-  if (it == m_held.end() || it->second.result_pending) return;
   // Never reached the worker: a plain unlock, no attempt (inst-jobs §2.4). With its transfer
-  // in the writer's batch, the row's owner is known only when that batch commits.
-  if (it->second.batch >= 0 && !it->second.promote_inflight) {
-    // Claimed by an open batch: its COMMIT gives the row back.
-    Batch& b = m_batches[static_cast<std::size_t>(it->second.batch)];
-    if (b.outstanding > 0) --b.outstanding;
-    m_held.erase(it);
-  } else if (it->second.transfer_inflight || it->second.promote_inflight) {
-    it->second.release_after_transfer = true;
-    it->second.client = kNoClient;
-  } else {
-    queueUnlock(job, it->second.db_owner);
-    m_held.erase(it);
+  // or promotion in flight, the row's owner is known only when that write commits.
+  const auto* e = m_ledger.find(job);
+  if (e == nullptr) return;
+  const int batch = e->batch;
+  std::string owner;
+  const auto release = m_ledger.undeliver(job, owner);
+  if (!release) return;
+  switch (*release) {
+    case JobLedger::Release::Forget: {  // claimed by an open batch: its COMMIT gives it back
+      Batch& b = m_batches[static_cast<std::size_t>(batch)];
+      if (b.outstanding > 0) --b.outstanding;
+      break;
+    }
+    case JobLedger::Release::UnlockNow:
+      queueUnlock(job, owner);
+      break;
+    case JobLedger::Release::UnlockLater:
+      break;
   }
   if (id < m_clients.size() && m_clients[id].live) {
     auto& jobs = m_clients[id].jobs;
@@ -297,23 +289,31 @@ void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer, int 
   (void)g;
   Client& c = m_clients[id];
   const auto now = SteadyClock::now();
-  Held h;
-  h.client = id;
-  h.batch = batch;
+  const bool stranded = job.strand.has_value() || job.singleton.has_value();
+  bool entered = false;
   if (batch >= 0) {
-    needs_transfer = false;  // the batch's row lock is the claim; the close writes what is needed
-    Batch& b = m_batches[static_cast<std::size_t>(batch)];
-    ++b.outstanding;
-    b.handed.push_back(job.id);
+    // The batch's row lock is the claim; its close writes what is needed.
+    entered = m_ledger.handOutFromBatch(job.id, id, batch, stranded, now);
+    if (entered) {
+      Batch& b = m_batches[static_cast<std::size_t>(batch)];
+      ++b.outstanding;
+      b.handed.push_back(job.id);
+    }
+  } else if (needs_transfer) {
+    entered = m_ledger.handOutPrefetched(job.id, id, m_prefetchOwner, c.name, stranded, now);
+    if (entered) {
+      m_pendingTransfers.push_back(LockTransfer{job.id, m_prefetchOwner, c.name});
+      if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = now;
+    }
+  } else {
+    entered = m_ledger.handOutAssigned(job.id, id, c.name, stranded, now);
   }
-  h.db_owner = batch >= 0 ? std::string() : needs_transfer ? m_prefetchOwner : c.name;
-  h.transfer_pending = needs_transfer;
-  h.stranded = job.strand.has_value() || job.singleton.has_value();
-  h.handed_at = now;
-  m_held[job.id] = h;
-  if (needs_transfer) {
-    m_pendingTransfers.push_back(LockTransfer{job.id, m_prefetchOwner, c.name});
-    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = now;
+  if (!entered) {
+    // Already in the ledger: a job a worker reported after a restart (adopted) that a claim of
+    // ours found unlocked. It is somebody's already; the worker asks again.
+    spdlog::warn("job {} claimed while it is already held; not handed out again", job.id);
+    m_groups[c.group].waiting.push_front(id);
+    return;
   }
   c.state = ClientState::Working;
   c.jobs.push_back(job.id);
@@ -604,7 +604,7 @@ void Reserver::applyOpen(int bi, BatchOutcome& out, SteadyClock::time_point now)
   for (auto& job : out.jobs) {
     // A row we already hold (handed out, or unhanded in another batch) whose earlier claim was
     // lost: that claim's owner still runs or hands it out; this batch only keeps it locked.
-    if (m_held.count(job.id) || m_heldPrefetched.count(job.id)) {
+    if (m_ledger.holds(job.id) || m_heldPrefetched.count(job.id)) {
       ++m_stats.held_collisions;
       continue;
     }
@@ -653,12 +653,12 @@ void Reserver::submitClose(int bi) {
   for (JobId id : b.handed) {
     // Still running at the close: its lock is written (promotion), so it stays claimed after
     // the COMMIT, as an ordinary inst-jobs lock under the worker's name.
-    auto it = m_held.find(id);
-    if (it == m_held.end() || it->second.batch != bi || it->second.result_pending) continue;
-    const ClientId c = it->second.client;
+    const auto* e = m_ledger.find(id);
+    if (e == nullptr || e->claim != Claim::Batch || e->batch != bi || e->work != Work::Running) continue;
+    const ClientId c = e->client;
     const std::string name = c < m_clients.size() && m_clients[c].live ? m_clients[c].name : std::string();
     if (name.empty()) continue;  // cannot happen: a running job's worker is live or detached
-    it->second.promote_inflight = true;
+    m_ledger.promoteSubmitted(id, name);
     b.promoting.emplace_back(id, name);
     w.close.promotions.push_back(LockTransfer{id, std::string(), name});
   }
@@ -711,24 +711,17 @@ void Reserver::applyClose(int bi, BatchOutcome& out) {
 }
 
 void Reserver::endPromotion(JobId id, const std::string& worker, bool written) {
-  auto it = m_held.find(id);
-  if (it == m_held.end()) return;
-  Held& h = it->second;
-  h.batch = -1;
-  h.promote_inflight = false;
-  h.db_owner = worker;
-  if (h.release_after_transfer) {  // never reached the worker
+  if (!m_ledger.promotionDone(id, written)) return;
+  const auto* e = m_ledger.find(id);
+  if (e->work == Work::Undelivered) {  // never reached the worker
     queueUnlock(id, worker);
-    m_held.erase(it);
+    m_ledger.forget(id);
     return;
   }
-  if (written) return;
-  // The close was lost: the lock is written now, from unlocked. Uncertain like an adoption: a
-  // mismatch means the in-doubt COMMIT did promote it, and the owner is the worker either way.
-  h.uncertain = true;
-  h.transfer_pending = true;
-  m_pendingTransfers.push_back(LockTransfer{id, std::string(), worker});
-  if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
+  // The close was lost: the lock is written now by a transfer from unlocked (uncertain: a
+  // mismatch means the in-doubt COMMIT did promote it).
+  if (!written) m_pendingTransfers.push_back(LockTransfer{id, std::string(), worker});
+  if (!written && m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
 }
 
 void Reserver::batchLost(int bi, const std::string& why) {
@@ -751,8 +744,9 @@ void Reserver::batchLost(int bi, const std::string& why) {
     if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
     m_pendingFail.push_back(std::move(p));
   }
-  for (auto& [id, h] : m_held)
-    if (h.batch == bi && !h.promote_inflight) h.batch = -1;  // results above: now the writer's
+  // The results above are the writer's now, against unlocked rows.
+  for (const auto& p : b.closing_completes) m_ledger.batchLost(p.result.id);
+  for (const auto& p : b.closing_fails) m_ledger.batchLost(p.result.id);
   for (auto& [id, name] : b.promoting) endPromotion(id, name, false);
   b = Batch{};
   jobsMayExist();
@@ -765,15 +759,13 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
   // the prefetch owner's name, saving the transfer statement. An adopted job (after a restart)
   // waits for its transfer, because its owner is uncertain until then.
   auto ready = [&](PendingResult& p) -> bool {
-    auto it = m_held.find(p.result.id);
-    if (it == m_held.end()) return true;
-    if (it->second.uncertain && it->second.transfer_pending) return false;
-    // Claimed by a batch whose close (in flight) writes its lock: the owner is known after it.
-    if (it->second.promote_inflight) return false;
-    // The row's owner changes when the batch in flight commits; the CAS must use the new one.
-    if (it->second.transfer_inflight) return false;
-    if (it->second.transfer_pending) it->second.transfer_pending = false;
-    p.db_owner = it->second.db_owner;
+    if (!m_ledger.holds(p.result.id)) return true;
+    m_ledger.fold(p.result.id);  // a queued (certain) transfer is not needed any more
+    // Waits while the owner is unknown: a transfer or promotion in flight, an adoption's
+    // transfer still queued.
+    const auto owner = m_ledger.writableOwner(p.result.id);
+    if (!owner) return false;
+    p.db_owner = *owner;
     return true;
   };
   auto split = [&](std::vector<PendingResult>& pending, std::vector<PendingResult>& out) {
@@ -797,19 +789,16 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
   std::vector<LockTransfer> later;
   const auto young = std::min(m_prevFlush, now - m_settings.flush_delay);
   for (auto& t : m_pendingTransfers) {
-    auto it = m_held.find(t.id);
-    if (it == m_held.end() || !it->second.transfer_pending) continue;  // folded into a result
-    if (!all_transfers && !it->second.uncertain && it->second.handed_at > young) {
+    const auto* e = m_ledger.find(t.id);
+    if (e == nullptr || e->claim != Claim::Transfer) continue;  // folded into a result, or gone
+    if (!all_transfers && !e->uncertain && e->handed_at > young) {
       later.push_back(t);
       continue;
     }
     batch.transfers.push_back(t);
   }
   m_pendingTransfers = std::move(later);
-  for (auto& t : batch.transfers) {
-    auto it = m_held.find(t.id);
-    if (it != m_held.end()) it->second.transfer_inflight = true;
-  }
+  for (auto& t : batch.transfers) m_ledger.transferSubmitted(t.id);  // an adoption's pair: once
   m_inflight.transfers = batch.transfers;
   batch.unlocks = std::move(m_pendingUnlock);
   m_pendingUnlock.clear();
@@ -830,6 +819,26 @@ bool Reserver::collectWrites() {
   return true;
 }
 
+void Reserver::finishTransfer(JobId id, bool applied) {
+  const auto* e = m_ledger.find(id);
+  if (e == nullptr || e->claim != Claim::Transferring) return;  // an adoption's second CAS row
+  // Neither applied nor adopted: our prefetch lock was lost between hand-out and transfer (a
+  // purge, an operator). The worker runs the job anyway; its result will not match.
+  const bool lost = !applied && !e->uncertain && e->work != Work::Undelivered;
+  m_ledger.transferDone(id, applied);
+  e = m_ledger.find(id);
+  if (e->work == Work::Undelivered) {
+    // Never reached its worker: give it back, if it is ours (applied) at all.
+    if (applied) queueUnlock(id, e->owner);
+    m_ledger.forget(id);
+    return;
+  }
+  if (lost) {
+    ++m_stats.transfer_mismatches;
+    spdlog::warn("job {}: prefetch lock lost before transfer", id);
+  }
+}
+
 bool Reserver::settle(const std::vector<PendingResult>& completes, const BatchResult& completed,
                       const std::vector<PendingResult>& fails, const std::vector<FailResult>& failed,
                       std::map<ClientId, std::vector<JobId>>& acks) {
@@ -837,11 +846,8 @@ bool Reserver::settle(const std::vector<PendingResult>& completes, const BatchRe
   m_stats.jobs_completed += completed.applied.size();
   m_stats.result_mismatches += completed.mismatched.size();
   for (auto& p : completes) {
-    auto it = m_held.find(p.result.id);
-    if (it != m_held.end()) {
-      may_unblock |= it->second.stranded;
-      m_held.erase(it);
-    }
+    if (const auto* e = m_ledger.find(p.result.id)) may_unblock |= e->stranded;
+    m_ledger.forget(p.result.id);
     if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
   }
   for (auto& fr : failed) {
@@ -851,7 +857,7 @@ bool Reserver::settle(const std::vector<PendingResult>& completes, const BatchRe
       ++m_stats.jobs_failed;
   }
   for (auto& p : fails) {
-    m_held.erase(p.result.id);
+    m_ledger.forget(p.result.id);
     if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
     may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
   }
@@ -870,42 +876,9 @@ void Reserver::applyWrites(WriteOutcome& out) {
   if (!in.transfers.empty()) {
     ++m_stats.statements.transfer;
     // The row now carries the transfer's target even if that worker has gone meanwhile: a
-    // result or "process died" queued under the old owner must be written under the new one.
-    std::unordered_map<JobId, const std::string*> to;
-    for (auto& t : in.transfers) to[t.id] = &t.to;
-    for (JobId id : out.transfers.applied) {
-      auto it = m_held.find(id);
-      if (it == m_held.end()) continue;
-      it->second.transfer_pending = false;
-      it->second.transfer_inflight = false;
-      it->second.uncertain = false;
-      if (auto t = to.find(id); t != to.end()) it->second.db_owner = *t->second;
-      if (it->second.release_after_transfer) {
-        queueUnlock(id, it->second.db_owner);
-        m_held.erase(it);
-      }
-    }
-    for (JobId id : out.transfers.mismatched) {
-      auto it = m_held.find(id);
-      if (it == m_held.end()) continue;
-      it->second.transfer_pending = false;
-      it->second.transfer_inflight = false;
-      if (it->second.release_after_transfer) {
-        // Not ours any more (or already gone): nothing to give back.
-        m_held.erase(it);
-        continue;
-      }
-      if (it->second.uncertain) {
-        // Adopted after a restart and not locked by the prefetch owner: the old server had
-        // already transferred it to the worker (or it is gone, and the result's CAS says so).
-        it->second.uncertain = false;
-        continue;
-      }
-      // Lost our prefetch lock between hand-out and transfer (a purge or a manual unlock).
-      // The worker runs it anyway; its result will not match and is reported.
-      ++m_stats.transfer_mismatches;
-      spdlog::warn("job {}: prefetch lock lost before transfer", id);
-    }
+    // result or "process died" queued under the old owner is written under the new one.
+    for (JobId id : out.transfers.applied) finishTransfer(id, true);
+    for (JobId id : out.transfers.mismatched) finishTransfer(id, false);
   }
   std::map<ClientId, std::vector<JobId>> acks;
   if (!in.completes.empty()) ++m_stats.statements.complete;
@@ -1031,7 +1004,7 @@ bool Reserver::poll(SteadyClock::time_point now) {
       guarded("release in-doubt reservation", [&] {
         std::unordered_set<JobId> known;
         for (auto& o : mine) known.insert(o.id);
-        for (auto& [id, h] : m_held) known.insert(id);
+        m_ledger.forEach([&](JobId id, const JobLedger::Entry&) { known.insert(id); });
         auto rows = m_store.list(ListFlavor::Running, "", 100000, 0);
         std::vector<OwnedJob> stray;
         for (auto& j : rows) {

@@ -20,13 +20,13 @@
 #include "hostq/store.hpp"
 #include "hostq/worker_config.hpp"
 #include "server/batch_channel.hpp"
+#include "server/job_ledger.hpp"
 #include "server/reservation_runner.hpp"
 #include "server/result_writer.hpp"
 #include "server/stats.hpp"
 
 namespace hostq::server {
 
-using ClientId = std::uint32_t;
 using SteadyClock = std::chrono::steady_clock;
 
 /// Where the reserver's answers go. Implemented by the server over shm and sockets.
@@ -159,20 +159,6 @@ class Reserver {
     JobResult result;
     std::string db_owner;
   };
-  /// A job the server has handed out or holds a result for.
-  struct Held {
-    ClientId client = 0;
-    std::string db_owner;  ///< locked_by as the database has it now
-    bool transfer_pending = false;
-    bool uncertain = false;  ///< adopted after a restart: owner is the name or the prefetch owner
-    bool result_pending = false;
-    bool transfer_inflight = false;  ///< its transfer is in the writer's current batch
-    bool stranded = false;  ///< finishing it may make another job runnable
-    bool release_after_transfer = false;  ///< never reached its worker: unlock once the owner is known
-    int batch = -1;                 ///< claimed by this held-lock batch (db_owner is then "")
-    bool promote_inflight = false;  ///< its batch's close, in flight, writes its lock
-    SteadyClock::time_point handed_at{};
-  };
   struct Prefetched {
     Job job;
     SteadyClock::time_point locked_at;
@@ -243,7 +229,9 @@ class Reserver {
   bool closeDueBatches(SteadyClock::time_point now);
   void submitClose(int b);
   /// Where a result of `h` waits: its open batch, or the writer's pending lists.
-  void queueResult(PendingResult p, Held* h);
+  void queueResult(PendingResult p);
+  /// The writer's transfer of `id` committed (`applied`) or found the row otherwise locked.
+  void finishTransfer(JobId id, bool applied);
   bool heldMode() const noexcept { return !m_channels.empty(); }
   /// Hands the next batch to the writer if it is idle: results whose owner is known, lock
   /// transfers (unless `all_transfers`, only of jobs that outlived a flush cycle: a short job's
@@ -267,7 +255,7 @@ class Reserver {
   void noteDbDown();
   void dropFromWaiting(ClientId c);
   /// A result or a running job reported for a row this server does not hold (after a restart).
-  void adopt(JobId job, const std::string& worker);
+  void queueAdoption(JobId job, const std::string& worker);
   void queueUnlock(JobId id, const std::string& owner);
   bool startupRelease(SteadyClock::time_point now);
   void updateIdle(SteadyClock::time_point now);
@@ -293,7 +281,7 @@ class Reserver {
   std::size_t m_clientCount = 0;
   std::vector<Group> m_groups;
   std::size_t m_nextGroup = 0;  ///< round-robin start, so no group starves another
-  std::unordered_map<JobId, Held> m_held;
+  JobLedger m_ledger;  ///< every job handed out or with a result to write
   std::vector<LockTransfer> m_pendingTransfers;
   std::vector<PendingResult> m_pendingComplete;
   std::vector<PendingResult> m_pendingFail;
