@@ -202,6 +202,12 @@ class Reserver {
   };
 
   std::size_t groupFor(const WorkerConfig& config);
+  // The duty cycle's steps (poll).
+  bool serveAll(SteadyClock::time_point now);
+  bool flushIfDue(SteadyClock::time_point now);
+  /// Reconnects the loop's connection when its back-off allows; false while it is still down.
+  bool restoreDatabase(SteadyClock::time_point now);
+  void repairInDoubtReservation();
   void handOut(Group& g, ClientId c, Job job, bool needs_transfer, int batch = -1);
   bool serveGroup(std::size_t gi, SteadyClock::time_point now);
   bool reserveFor(std::size_t gi, SteadyClock::time_point now);

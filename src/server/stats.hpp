@@ -2,10 +2,19 @@
 // Server statistics. Written only by the server's loop thread (no atomics on the hot path);
 // stats requests are answered from that thread too.
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 namespace hostq::server {
+
+/// Nanoseconds from `from` to `to` (0 if `to` is earlier): what the histograms record.
+inline std::uint64_t nanosSince(std::chrono::steady_clock::time_point from,
+                                std::chrono::steady_clock::time_point to) {
+  return to > from ? static_cast<std::uint64_t>(
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count())
+                   : 0;
+}
 
 /// Log-linear histogram of durations in nanoseconds: 8 sub-buckets per power of two, so any
 /// percentile is within 12.5% of the truth. Fixed size, no allocation.
