@@ -12,9 +12,13 @@ using namespace std::chrono_literals;
 
 class StoreStrands : public DbTest {
  protected:
+  /// Strand names are advisory-lock keys, and those are database-wide: a singleton's move to
+  /// another strand only try-locks it, so a parallel case's "strandB" in another schema made this
+  /// one flaky. Each case's strands are its own.
+  std::string own(const std::string& strand) const { return schema() + ":" + strand; }
   JobId stranded(const std::string& strand, std::optional<std::string> singleton = std::nullopt) {
     auto j = job();
-    j.strand = strand;
+    j.strand = own(strand);
     j.singleton = std::move(singleton);
     return put(j);
   }
@@ -27,7 +31,7 @@ class StoreStrands : public DbTest {
   JobId singleton(const std::string& name, std::optional<std::string> strand = std::nullopt) {
     auto j = job();
     j.singleton = name;
-    j.strand = std::move(strand);
+    if (strand) j.strand = own(*strand);
     return put(j);
   }
 };
