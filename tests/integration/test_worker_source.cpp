@@ -147,5 +147,65 @@ TEST(ServerSource, AJobThatArrivesInTheSameReadAsAnAckIsTakenAtOnce) {
   EXPECT_EQ(id, 42);
 }
 
+
+/// A registered socket source that has taken job 42 from the scripted server.
+class SourceWithAJob : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(interrupt, 0);
+    auto got = std::async(std::launch::async, [&] {
+      Job job;
+      return std::make_pair(source.next(job), job.id);
+    });
+    ASSERT_TRUE(srv.accept());
+    ASSERT_TRUE(srv.read());  // Hello
+    ASSERT_TRUE(srv.writeTogether({protocol::HelloOk{std::nullopt, 1, 1}}));
+    auto reserve = srv.read();
+    ASSERT_TRUE(reserve && std::holds_alternative<protocol::Reserve>(*reserve));
+    ASSERT_TRUE(srv.writeTogether({jobFor("w:1", std::get<protocol::Reserve>(*reserve).request_seq, 42)}));
+    auto [status, id] = got.get();
+    ASSERT_EQ(status, worker::NextStatus::Job);
+    ASSERT_EQ(id, 42);
+  }
+  void TearDown() override { ::close(interrupt); }
+
+  /// As the worker's signal watcher does it: from another thread.
+  void abortFromAnotherThread() {
+    std::thread([&] { source.abortRunning(42, "worker received Terminated"); }).join();
+  }
+
+  test::TempSocketDir dir;
+  ScriptedServer srv{dir.sock()};
+  int interrupt = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  worker::ServerSource source{dir.sock(), "w:1", WorkerConfig{}, Transport::Socket, interrupt};
+};
+
+// TERM while the job runs: the abort reaches the server on the main thread's connection.
+TEST_F(SourceWithAJob, AnAbortOfTheJobInHandReachesTheServerAsAFailure) {
+  abortFromAnotherThread();
+  auto m = srv.read();
+  ASSERT_TRUE(m && std::holds_alternative<protocol::Fail>(*m));
+  EXPECT_EQ(std::get<protocol::Fail>(*m).job_id, 42);
+  EXPECT_EQ(std::get<protocol::Fail>(*m).error, "worker received Terminated");
+}
+
+// The watcher read "job 42 is running", then the main thread reported it: the abort must not
+// contradict the report (the job completed; a Fail would run it again).
+TEST_F(SourceWithAJob, AnAbortOfAJobAlreadyReportedSendsNothing) {
+  worker::Result done;
+  done.id = 42;
+  source.report(done);
+  auto complete = srv.read();
+  ASSERT_TRUE(complete && std::holds_alternative<protocol::Complete>(*complete));
+  abortFromAnotherThread();
+  ASSERT_TRUE(srv.writeTogether({protocol::ResultAck{{42}}}));
+  source.close();
+  // Whatever the source sent after the Complete comes before its Goodbye.
+  auto next = srv.read();
+  ASSERT_TRUE(next);
+  EXPECT_TRUE(std::holds_alternative<protocol::Goodbye>(*next))
+      << "sent " << protocol::typeName(protocol::typeOf(*next)) << " after the job was reported";
+}
+
 }  // namespace
 }  // namespace hostq
