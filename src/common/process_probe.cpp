@@ -30,9 +30,11 @@ std::optional<ProcessIdentity> probeProcess(int pid) {
   p += 2;
   ProcessIdentity id;
   const char state = *p;
+  id.state = state;
   unsigned long flags = 0;
   for (int field = 3; field <= 22 && *p; ++field) {
     char* end = nullptr;
+    if (field == 4) id.parent = static_cast<int>(std::strtol(p, &end, 10));
     if (field == 9) flags = std::strtoul(p, &end, 10);
     if (field == 22) id.start_ticks = std::strtoull(p, &end, 10);
     p = std::strchr(p, ' ');

@@ -9,6 +9,8 @@ namespace hostq {
 struct ProcessIdentity {
   unsigned long long start_ticks = 0;  ///< field 22: start time since boot, in clock ticks
   bool exiting = false;                ///< zombie, dead, or PF_EXITING (closing its fds now)
+  int parent = 0;                      ///< field 4: ppid
+  char state = 0;                      ///< field 3: R, S, D, Z (exited, not yet waited for)...
 };
 
 /// nullopt: no such process (or /proc unreadable).

@@ -1,6 +1,8 @@
 #pragma once
 // The worker / CLI side of the control socket. Blocking, plain POSIX (no Asio, no threads), so a
-// freshly forked worker can use it before it has anything else running.
+// freshly forked worker can use it before it has anything else running. Not thread-safe: an
+// owner that lets a second thread use it (the worker's ServerSource, for a TERM abort) serializes
+// every call itself.
 //
 // Long poll: send(Reserve) then receive() until the JobAssigned comes. receive() can be woken by
 // an interrupt fd (eventfd or self-pipe written from a signal handler); if a Reserve is still

@@ -24,6 +24,7 @@
 #include "protocol/codec.hpp"
 #include "protocol/job_convert.hpp"
 #include "server/host_monitor.hpp"
+#include "server/idle_hook.hpp"
 #include "server/reserver.hpp"
 #include "server/result_writer.hpp"
 #include "server/stats_snapshot.hpp"
@@ -59,7 +60,7 @@ struct Event {
 
 class Server final : public control::ControlHandler, public ReserverSink {
  public:
-  explicit Server(const ServerOptions& o) : m_o(o) {}
+  explicit Server(const ServerOptions& o) : m_o(o), m_idleHook(o.settings.idle_hook) {}
 
   int run();
 
@@ -121,9 +122,9 @@ class Server final : public control::ControlHandler, public ReserverSink {
   void publishStats(SteadyClock::time_point now);
   bool startHttp();
   void listenLoop();
-  void runIdleHook(bool idle);
 
   ServerOptions m_o;
+  IdleHook m_idleHook;
   std::string m_host;
   std::unique_ptr<Store> m_store;
   std::optional<shm::ServerSegment> m_segment;
@@ -570,24 +571,12 @@ void Server::listenLoop() {
   }
 }
 
-void Server::runIdleHook(bool idle) {
-  if (m_o.settings.idle_hook.empty()) return;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setenv("HOSTQ_IDLE", idle ? "1" : "0", 1);
-    ::execl("/bin/sh", "sh", "-c", m_o.settings.idle_hook.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-}
-
 int Server::run() {
   m_host = resolveHostname(m_o.settings.hostname);
   if (m_o.parent_pid > 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != m_o.parent_pid) return 0;
   }
-  // Hook children are not waited for.
-  ::signal(SIGCHLD, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
 
   StoreOptions so;
@@ -706,8 +695,9 @@ int Server::run() {
     const bool idle = m_reserver->idle();
     if (idle != m_wasIdle) {
       m_wasIdle = idle;
-      runIdleHook(idle);
+      m_idleHook.run(idle);
     }
+    m_idleHook.reap(now);
     if (did) continue;
     auto deadline = m_reserver->nextDeadline(now);
     if (!m_detached.empty()) deadline = std::min(deadline, m_nextDetachCheck);

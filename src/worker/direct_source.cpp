@@ -84,7 +84,8 @@ void DirectSource::report(const Result& r) {
   }
 }
 
-void DirectSource::abortRunning(JobId job, const std::string& error) noexcept {
+bool DirectSource::abortRunning(JobId job, const std::string& error) noexcept {
+  // A job already reported is not ours any more: the compare-and-set on locked_by finds nothing.
   try {
     // Not the main thread's connection: that one may be mid-statement.
     auto store = Store::connect(m_url, m_options);
@@ -96,6 +97,7 @@ void DirectSource::abortRunning(JobId job, const std::string& error) noexcept {
   } catch (const std::exception& e) {
     spdlog::error("could not reschedule aborted job {}: {}", job, e.what());
   }
+  return true;
 }
 
 void DirectSource::close() {

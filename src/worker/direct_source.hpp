@@ -16,7 +16,7 @@ class DirectSource final : public JobSource {
                int interrupt_fd);
   NextStatus next(Job& out) override;
   void report(const Result& result) override;
-  void abortRunning(JobId job, const std::string& error) noexcept override;
+  bool abortRunning(JobId job, const std::string& error) noexcept override;
   void close() override;
   const std::string& name() const override { return m_name; }
 

@@ -31,9 +31,10 @@ class JobSource {
   /// server acknowledges it and resends it after a reconnect.
   virtual void report(const Result& result) = 0;
   /// Called from another thread when the worker must abort the running job now (TERM): reports
-  /// the failure by a path that does not race the main thread, best effort. The process exits
-  /// right after.
-  virtual void abortRunning(JobId job, const std::string& error) noexcept = 0;
+  /// the failure by a path that does not race the main thread, best effort, and the process exits
+  /// right after. Returns false when the source knows the job was already reported (the main
+  /// thread got there first): then nothing was sent and the worker should stop normally.
+  virtual bool abortRunning(JobId job, const std::string& error) noexcept = 0;
   /// Clean shutdown: waits (bounded) for outstanding results to be durable, says goodbye.
   virtual void close() = 0;
   /// The worker's name as the server/database knows it.

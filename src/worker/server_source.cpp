@@ -42,8 +42,14 @@ struct ServerSource::Impl {
   Transport transport;
   int interrupt_fd;
 
+  /// The client is single-threaded; the signal watcher's abortRunning() is the one other
+  /// thread that may use it, so every use happens under `client_mutex`. The main thread holds it
+  /// for the whole of next/report/close (all its waits are bounded or woken by interrupt_fd,
+  /// which the watcher writes before it asks for the lock).
+  std::mutex client_mutex;
   control::ControlClient client;
-  std::mutex send_mutex;  ///< socket writes: the signal watcher may send an abort
+  /// Returned by next() and not yet reported: the only job an abort may still fail.
+  std::optional<JobId> in_hand;
   std::optional<shm::WorkerSegment> seg;
   control::Backoff backoff{control::Backoff::Options{std::chrono::milliseconds(10), std::chrono::milliseconds(1000), 2.0, 0.5}};
   std::uint64_t next_seq = 1;
@@ -60,7 +66,6 @@ struct ServerSource::Impl {
   std::vector<std::byte> buf = std::vector<std::byte>(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax));
 
   void disconnect() {
-    std::lock_guard lock(send_mutex);
     seg.reset();
     client.close();
   }
@@ -107,7 +112,6 @@ struct ServerSource::Impl {
           // Results the previous connection never saw acknowledged: the server adopts them
           // (compare-and-set) so each is written once.
           for (auto& [id, msg] : unacked) {
-            std::lock_guard lock(send_mutex);
             if (!client.send(msg).ok()) break;
           }
           if (client.connected()) return true;
@@ -138,7 +142,6 @@ struct ServerSource::Impl {
       }
     }
     if (std::holds_alternative<protocol::Reserve>(m)) client.setPendingReserve(std::nullopt);
-    std::lock_guard lock(send_mutex);
     auto st = client.send(m);
     if (!st.ok()) spdlog::debug("send to server: {}", st.error().describe());
     return st.ok();
@@ -159,12 +162,9 @@ struct ServerSource::Impl {
       }
       if (a->payload_omitted) {
         // Too large for a ring record: fetch it over the socket.
-        {
-          std::lock_guard lock(send_mutex);
-          if (!client.send(protocol::Message(protocol::FetchPayload{a->id})).ok()) return Handled::Broken;
-        }
+        if (!client.send(protocol::Message(protocol::FetchPayload{a->id})).ok()) return Handled::Broken;
         for (;;) {
-          auto r = client.receive(std::chrono::milliseconds(10000), -1);
+          auto r = client.receive(std::chrono::milliseconds(10000), interrupt_fd);
           if (r.kind != control::ControlClient::Received::Kind::Message) return Handled::Broken;
           if (auto* p = std::get_if<protocol::Payload>(&*r.message); p && p->job_id == a->id) {
             a->payload = std::move(p->payload);
@@ -246,6 +246,7 @@ struct ServerSource::Impl {
         const auto h = poll(out, look_around || client.hasBuffered());
         if (h == Handled::Job) {
           client.setPendingReserve(std::nullopt);
+          in_hand = out.id;
           return NextStatus::Job;
         }
         if (h == Handled::Stop) return NextStatus::Stop;
@@ -290,6 +291,7 @@ struct ServerSource::Impl {
       m = std::move(f);
     }
     unacked[r.id] = m;
+    in_hand.reset();
     if (!client.connected()) return;  // resent after the reconnect
     if (!post(m)) disconnect();
   }
@@ -314,10 +316,7 @@ struct ServerSource::Impl {
       }
     }
     if (!unacked.empty()) spdlog::warn("{} results not acknowledged at exit", unacked.size());
-    if (client.connected()) {
-      std::lock_guard lock(send_mutex);
-      (void)client.send(protocol::Message(protocol::Goodbye{}));
-    }
+    if (client.connected()) (void)client.send(protocol::Message(protocol::Goodbye{}));
     seg.reset();
     client.close();
   }
@@ -335,20 +334,36 @@ ServerSource::ServerSource(std::string socket_path, std::string name, WorkerConf
 
 ServerSource::~ServerSource() = default;
 
-NextStatus ServerSource::next(Job& out) { return m_impl->next(out); }
-void ServerSource::report(const Result& result) { m_impl->report(result); }
-void ServerSource::close() { m_impl->close(); }
+NextStatus ServerSource::next(Job& out) {
+  std::lock_guard lock(m_impl->client_mutex);
+  return m_impl->next(out);
+}
 
-void ServerSource::abortRunning(JobId job, const std::string& error) noexcept {
+void ServerSource::report(const Result& result) {
+  std::lock_guard lock(m_impl->client_mutex);
+  m_impl->report(result);
+}
+
+void ServerSource::close() {
+  std::lock_guard lock(m_impl->client_mutex);
+  m_impl->close();
+}
+
+bool ServerSource::abortRunning(JobId job, const std::string& error) noexcept {
   try {
+    std::lock_guard lock(m_impl->client_mutex);
+    // The main thread may have reported it while we waited: failing it now would contradict
+    // that report (and the server may already have handed the worker its next job).
+    if (m_impl->in_hand != job) return false;
+    if (!m_impl->client.connected()) return true;  // the server requeues it when it sees us gone
     protocol::Fail f;
     f.job_id = job;
     f.seq = 0;
     f.error = error;
-    std::lock_guard lock(m_impl->send_mutex);
-    if (m_impl->client.connected()) (void)m_impl->client.send(protocol::Message(std::move(f)));
+    (void)m_impl->client.send(protocol::Message(std::move(f)));
   } catch (...) {
   }
+  return true;
 }
 
 }  // namespace hostq::worker

@@ -21,7 +21,7 @@ class ServerSource final : public JobSource {
   ~ServerSource() override;
   NextStatus next(Job& out) override;
   void report(const Result& result) override;
-  void abortRunning(JobId job, const std::string& error) noexcept override;
+  bool abortRunning(JobId job, const std::string& error) noexcept override;
   void close() override;
   const std::string& name() const override { return m_name; }
 

@@ -90,16 +90,16 @@ struct Worker::Impl {
         interrupt();
         continue;
       }
-      // TERM / INT: abort the running job (an attempt) and exit now.
+      // TERM / INT: abort the running job (an attempt) and exit now. The interrupt comes first:
+      // the source is the main thread's while it waits for a job, and this lets it go.
       stop = true;
+      interrupt();
       const JobId job = running.load();
-      if (job != 0) {
-        spdlog::warn("{}: aborting job {}", strsignal(sig), job);
-        source->abortRunning(job, std::string("worker received ") + strsignal(sig));
+      if (job != 0 && source->abortRunning(job, std::string("worker received ") + strsignal(sig))) {
+        spdlog::warn("{}: aborted job {}", strsignal(sig), job);
         for (auto& h : options.hooks.on_exit) h(1);
         ::_exit(1);
       }
-      interrupt();
     }
   }
 

@@ -7,18 +7,20 @@
 #include "hostq/error.hpp"
 #include "hostq/store.hpp"
 #include "pool/embedded_postgres.hpp"
+#include "support/db_fixture.hpp"
 
 namespace {
 
 void skipWithoutPostgres() {
-  if (hostq::EmbeddedPostgres::findBinDir().empty()) GTEST_SKIP() << "no PostgreSQL server binaries (initdb) installed";
+  if (hostq::EmbeddedPostgres::findBinDir().empty())
+    HOSTQ_SKIP_OR_FAIL_ON_CI("no PostgreSQL server binaries (initdb) installed");
 }
 
 }  // namespace
 
 TEST(EmbeddedPostgres, StartsMigratesAndRemovesItsDirectoryOnStop) {
   skipWithoutPostgres();
-  if (IsSkipped()) return;
+  if (IsSkipped() || HasFatalFailure()) return;
   auto pg = hostq::EmbeddedPostgres::start();
   const std::string dir = pg->dir();
   ASSERT_TRUE(std::filesystem::is_directory(dir + "/data"));
@@ -45,7 +47,7 @@ TEST(EmbeddedPostgres, StartsMigratesAndRemovesItsDirectoryOnStop) {
 
 TEST(EmbeddedPostgres, DestructorStopsAndCleansUp) {
   skipWithoutPostgres();
-  if (IsSkipped()) return;
+  if (IsSkipped() || HasFatalFailure()) return;
   std::string dir, url;
   {
     auto pg = hostq::EmbeddedPostgres::start();
@@ -63,7 +65,7 @@ TEST(EmbeddedPostgres, DestructorStopsAndCleansUp) {
 
 TEST(EmbeddedPostgres, AFailedStartLeavesNothingBehind) {
   skipWithoutPostgres();
-  if (IsSkipped()) return;
+  if (IsSkipped() || HasFatalFailure()) return;
   const auto parent = std::filesystem::temp_directory_path() / ("hostq-embedded-" + std::to_string(::getpid()));
   std::filesystem::create_directories(parent);
   hostq::EmbeddedPostgres::Options o;

@@ -38,8 +38,14 @@ class ScriptedServer {
     ::close(m_listen);
   }
   bool accept() {
+    drop();
     m_conn = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC);
     return m_conn >= 0;
+  }
+  /// Closes the accepted connection: the client sees EOF.
+  void drop() {
+    if (m_conn >= 0) ::close(m_conn);
+    m_conn = -1;
   }
   /// Reads one whole frame (blocking).
   std::optional<protocol::Message> read() {
@@ -145,6 +151,112 @@ TEST(ServerSource, AJobThatArrivesInTheSameReadAsAnAckIsTakenAtOnce) {
   ASSERT_TRUE(in_time) << "the job sat in the client's buffer";
   EXPECT_EQ(status, worker::NextStatus::Job);
   EXPECT_EQ(id, 42);
+}
+
+
+/// A registered socket source that has taken job 42 from the scripted server.
+class SourceWithAJob : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(interrupt, 0);
+    auto got = nextInTheBackground();
+    ASSERT_TRUE(srv.accept());
+    ASSERT_TRUE(srv.read());  // Hello
+    ASSERT_TRUE(srv.writeTogether({protocol::HelloOk{std::nullopt, 1, 1}}));
+    auto reserve = srv.read();
+    ASSERT_TRUE(reserve && std::holds_alternative<protocol::Reserve>(*reserve));
+    ASSERT_TRUE(srv.writeTogether({jobFor("w:1", std::get<protocol::Reserve>(*reserve).request_seq, 42)}));
+    auto [status, id] = got.get();
+    ASSERT_EQ(status, worker::NextStatus::Job);
+    ASSERT_EQ(id, 42);
+  }
+  void TearDown() override { ::close(interrupt); }
+
+  /// The main thread's call, run by another so that the test can play the server meanwhile.
+  std::future<std::pair<worker::NextStatus, JobId>> nextInTheBackground() {
+    return std::async(std::launch::async, [&] {
+      Job job;
+      return std::make_pair(source.next(job), job.id);
+    });
+  }
+
+  void reportJob42() {
+    worker::Result done;
+    done.id = 42;
+    source.report(done);
+    auto complete = srv.read();
+    ASSERT_TRUE(complete && std::holds_alternative<protocol::Complete>(*complete));
+  }
+
+  /// As the worker's signal watcher does it: from another thread.
+  void abortFromAnotherThread() {
+    std::thread([&] { source.abortRunning(42, "worker received Terminated"); }).join();
+  }
+
+  test::TempSocketDir dir;
+  ScriptedServer srv{dir.sock()};
+  int interrupt = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  worker::ServerSource source{dir.sock(), "w:1", WorkerConfig{}, Transport::Socket, interrupt};
+};
+
+// TERM while the job runs: the abort reaches the server on the main thread's connection.
+TEST_F(SourceWithAJob, AnAbortOfTheJobInHandReachesTheServerAsAFailure) {
+  abortFromAnotherThread();
+  auto m = srv.read();
+  ASSERT_TRUE(m && std::holds_alternative<protocol::Fail>(*m));
+  EXPECT_EQ(std::get<protocol::Fail>(*m).job_id, 42);
+  EXPECT_EQ(std::get<protocol::Fail>(*m).error, "worker received Terminated");
+}
+
+// The watcher read "job 42 is running", then the main thread reported it: the abort must not
+// contradict the report (the job completed; a Fail would run it again).
+TEST_F(SourceWithAJob, AnAbortOfAJobAlreadyReportedSendsNothing) {
+  reportJob42();
+  if (HasFatalFailure()) return;
+  abortFromAnotherThread();
+  ASSERT_TRUE(srv.writeTogether({protocol::ResultAck{{42}}}));
+  source.close();
+  // Whatever the source sent after the Complete comes before its Goodbye.
+  auto next = srv.read();
+  ASSERT_TRUE(next);
+  EXPECT_TRUE(std::holds_alternative<protocol::Goodbye>(*next))
+      << "sent " << protocol::typeName(protocol::typeOf(*next)) << " after the job was reported";
+}
+
+// The watcher's window in full: it read "job 42 is running", the main thread reported 42 and is
+// back in next(), re-registering after the server dropped it. The abort waits for the main
+// thread to be done with the client (under TSan, the old code's unlocked reconnect raced the
+// abort's use of the same client) and then sends nothing for a job that is no longer in hand.
+TEST_F(SourceWithAJob, AnAbortWhileTheMainThreadReconnectsWaitsAndSendsNothing) {
+  reportJob42();
+  if (HasFatalFailure()) return;
+  srv.drop();
+  auto got = nextInTheBackground();
+  ASSERT_TRUE(srv.accept());
+  auto hello = srv.read();
+  ASSERT_TRUE(hello && std::holds_alternative<protocol::Hello>(*hello));
+  auto abort = std::async(std::launch::async, [&] { source.abortRunning(42, "worker received Terminated"); });
+  ASSERT_TRUE(srv.writeTogether({protocol::HelloOk{std::nullopt, 1, 2}}));
+  std::vector<protocol::Message> seen;
+  auto readUntil = [&](auto is_last) {
+    while (auto m = srv.read()) {
+      seen.push_back(*m);
+      if (is_last(*m)) return true;
+    }
+    return false;
+  };
+  // The Complete, resent on the new connection since it was never acknowledged, then a Reserve.
+  ASSERT_TRUE(readUntil([](const protocol::Message& m) { return std::holds_alternative<protocol::Reserve>(m); }));
+  const auto seq = std::get<protocol::Reserve>(seen.back()).request_seq;
+  ASSERT_TRUE(srv.writeTogether({protocol::ResultAck{{42}}, jobFor("w:1", seq, 43)}));
+  auto [status, id] = got.get();
+  EXPECT_EQ(status, worker::NextStatus::Job);
+  EXPECT_EQ(id, 43);
+  abort.get();
+  source.close();
+  ASSERT_TRUE(readUntil([](const protocol::Message& m) { return std::holds_alternative<protocol::Goodbye>(m); }));
+  for (const auto& m : seen)
+    EXPECT_FALSE(std::holds_alternative<protocol::Fail>(m)) << "a Fail for job " << std::get<protocol::Fail>(m).job_id;
 }
 
 }  // namespace

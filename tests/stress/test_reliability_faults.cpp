@@ -146,7 +146,7 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
   try {
     pg = EmbeddedPostgres::start();
   } catch (const std::exception& e) {
-    GTEST_SKIP() << "cannot start a private PostgreSQL: " << e.what();
+    HOSTQ_SKIP_OR_FAIL_ON_CI("cannot start a private PostgreSQL: " << e.what());
   }
   const std::string purl = pg->url();
   const std::string pschema = "rel_pgrestart";

@@ -16,6 +16,11 @@ std::optional<std::string> testDatabaseUrl() {
   return std::string(url);
 }
 
+bool onCi() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && *ci != '\0';
+}
+
 namespace {
 std::string schemaNameFor(const ::testing::TestInfo* info) {
   std::string base = std::string(info->test_suite_name()) + "_" + info->name();
@@ -33,8 +38,8 @@ std::string schemaNameFor(const ::testing::TestInfo* info) {
 void DbTest::SetUp() {
   auto url = testDatabaseUrl();
   if (!url) {
-    GTEST_SKIP() << "HOSTQ_TEST_DATABASE_URL is not set; db tests need a PostgreSQL "
-                    "(`. scripts/pg.sh; pg_up` then HOSTQ_TEST_DATABASE_URL=$HOSTQ_PG_URL)";
+    HOSTQ_SKIP_OR_FAIL_ON_CI("HOSTQ_TEST_DATABASE_URL is not set; db tests need a PostgreSQL "
+                             "(`. scripts/pg.sh; pg_up` then HOSTQ_TEST_DATABASE_URL=$HOSTQ_PG_URL)");
   }
   m_url = *url;
   m_schema = schemaNameFor(::testing::UnitTest::GetInstance()->current_test_info());
