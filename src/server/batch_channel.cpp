@@ -22,6 +22,14 @@ BatchOutcome BatchChannel::run(BatchWork& work) {
     if (work.kind == BatchWork::Kind::Open) {
       o.jobs = held.openBatch(work.request, work.limit);
       o.statements = 2;  // BEGIN, claim
+      if (o.jobs.empty()) {
+        // Nothing claimed: end the transaction here rather than a loop turn later, so that an
+        // idle host's periodic claim holds nothing open (and is not "in use") for longer than
+        // its round trips.
+        o.closed = held.closeBatch(store::HeldClose{});
+        o.statements += o.closed.statements;
+        o.ended = true;
+      }
     } else {
       o.closed = held.closeBatch(work.close);
       o.statements = o.closed.statements;

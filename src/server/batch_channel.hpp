@@ -30,6 +30,7 @@ struct BatchOutcome {
   std::size_t group = 0;
   int limit = 0;
   std::vector<Job> jobs;          ///< Open: the claimed rows, (priority, run_at, id) order
+  bool ended = false;             ///< Open claimed nothing and was committed at once
   store::HeldCloseResult closed;  ///< Close
   int statements = 0;             ///< round trips that reached the database
   bool reconnected = false;       ///< a new connection replaced one that was lost

@@ -284,9 +284,13 @@ void Reserver::applyOpen(int bi, BatchOutcome& out, SteadyClock::time_point now)
     return;
   }
   ++m_stats.reservations;
-  ++m_stats.held_batches_opened;
   m_stats.reserved_rows += out.jobs.size();
   noteClaim(g, out.jobs.size(), static_cast<std::size_t>(out.limit), g.reserve_started, now);
+  if (out.ended) {  // an empty claim, already committed by the channel: no batch
+    b = Batch{};
+    return;
+  }
+  ++m_stats.held_batches_opened;
   b.state = Batch::State::Open;
   for (auto& job : out.jobs) {
     // A row we already hold (handed out, or unhanded in another batch) whose earlier claim was
