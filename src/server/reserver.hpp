@@ -169,7 +169,6 @@ class Reserver {
     enum class State { Free, Opening, Open, Closing } state = State::Free;
     std::size_t group = 0;
     SteadyClock::time_point opened_at{};  ///< BEGIN submitted: the transaction's age
-    std::size_t rows = 0;                 ///< claimed rows kept (collisions dropped)
     std::size_t unhanded = 0;             ///< rows still in the group's prefetched list
     std::size_t outstanding = 0;          ///< handed out, no result yet
     std::size_t released = 0;             ///< unhanded rows the close in flight gives back
@@ -184,7 +183,8 @@ class Reserver {
     std::deque<ClientId> waiting;  ///< FIFO
     std::vector<ClientId> reserving;  ///< named in the reservation in flight
     SteadyClock::time_point reserve_started{};
-    std::deque<Prefetched> prefetched;  ///< priority order; all locked by m_prefetchOwner
+    /// Priority order; each locked by m_prefetchOwner or claimed by a held-lock batch.
+    std::deque<Prefetched> prefetched;
     int workers = 0;                ///< registered clients of this config
     int batch = 0;                  ///< current reservation size (grows with backlog)
     bool exhausted = false;         ///< last reservation found less than asked
@@ -234,7 +234,7 @@ class Reserver {
   void endPromotion(JobId id, const std::string& worker, bool written);
   bool closeDueBatches(SteadyClock::time_point now);
   void submitClose(int b);
-  /// Where a result of `h` waits: its open batch, or the writer's pending lists.
+  /// Marks the job reported; its result waits in its open batch, or in the writer's lists.
   void queueResult(PendingResult p);
   /// The writer's transfer of `id` committed (`applied`) or found the row otherwise locked.
   void finishTransfer(JobId id, bool applied);

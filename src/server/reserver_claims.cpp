@@ -301,7 +301,6 @@ void Reserver::applyOpen(int bi, BatchOutcome& out, SteadyClock::time_point now)
     }
     m_heldPrefetched.insert(job.id);
     g.prefetched.push_back(Prefetched{std::move(job), now, bi});
-    ++b.rows;
     ++b.unhanded;
   }
   serveGroup(out.group, now);
