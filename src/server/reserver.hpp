@@ -218,7 +218,7 @@ class Reserver {
   std::size_t lowWater(const Group& g) const noexcept;
   /// Rows the group's next claim asks for: its current batch (at least fetch_batch_size per
   /// worker), and never fewer than the workers waiting.
-  int claimLimit(Group& g) const noexcept;
+  int claimLimit(Group& g) noexcept;
   /// Held-lock mode: claim for group `gi` on a free channel.
   bool openBatchFor(std::size_t gi, SteadyClock::time_point now);
   /// Held-lock mode: the written-lock claim of the group's singletons.

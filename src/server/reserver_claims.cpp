@@ -64,7 +64,7 @@ std::size_t Reserver::lowWater(const Group& g) const noexcept {
                                  static_cast<std::size_t>(std::max(m_settings.max_batch, 1)));
 }
 
-int Reserver::claimLimit(Group& g) const noexcept {
+int Reserver::claimLimit(Group& g) noexcept {
   const int base = std::max(1, m_settings.fetch_batch_size * std::max({g.workers, g.config.workers, 1}));
   if (g.batch < base) g.batch = base;
   const int waiting = static_cast<int>(g.waiting.size());
