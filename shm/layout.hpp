@@ -15,7 +15,7 @@ namespace hostq::shm {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
 /// Bump on any change of field order, width or meaning in this file.
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: a request record may hold several frames
 
 /// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
 /// owned by one side must not share a pair with a word owned by the other (as Aeron pads).

@@ -244,8 +244,12 @@ struct Reader {
     return !err && b;
   }
   void operator()(std::optional<std::string>& s, const char* f) {
-    s.reset();
-    if (present(f)) (*this)(s.emplace(), f);
+    if (!present(f)) {
+      s.reset();
+      return;
+    }
+    if (!s) s.emplace();  // an engaged one keeps its buffer (decodeInto)
+    (*this)(*s, f);
   }
   void operator()(std::optional<std::uint32_t>& v, const char* f) {
     v.reset();
@@ -302,6 +306,17 @@ Result<Message, DecodeError> decodeAs(std::span<const std::byte> body) {
   if (r.err) return Err{*r.err};
   if (r.pos != r.end) return Err{DecodeError{DecodeErrc::TrailingBytes, "body", kHeaderSize + r.pos}};
   return Message{std::move(msg)};
+}
+
+template <class M>
+std::optional<DecodeError> decodeInPlace(std::span<const std::byte> body, Message& reuse) {
+  M* msg = std::get_if<M>(&reuse);
+  if (!msg) msg = &reuse.emplace<M>();
+  Reader r{body.data(), 0, body.size(), std::nullopt, kHeaderSize};
+  fields(r, *msg);
+  if (r.err) return *r.err;
+  if (r.pos != r.end) return DecodeError{DecodeErrc::TrailingBytes, "body", kHeaderSize + r.pos};
+  return std::nullopt;
 }
 
 }  // namespace
@@ -381,6 +396,35 @@ Result<Message, DecodeError> decode(std::span<const std::byte> frame, const Limi
   if (frame.size() < h->frameSize()) return Err{DecodeError{DecodeErrc::Truncated, "body", frame.size()}};
   if (frame.size() > h->frameSize()) return Err{DecodeError{DecodeErrc::TrailingBytes, "frame", h->frameSize()}};
   return decodeBody(*h, frame.subspan(kHeaderSize));
+}
+
+std::optional<DecodeError> decodeInto(std::span<const std::byte> frame, Message& reuse,
+                                      const Limits& limits) {
+  auto h = decodeHeader(frame, limits);
+  if (!h) return h.error();
+  if (frame.size() < h->frameSize()) return DecodeError{DecodeErrc::Truncated, "body", frame.size()};
+  if (frame.size() > h->frameSize()) return DecodeError{DecodeErrc::TrailingBytes, "frame", h->frameSize()};
+  const auto body = frame.subspan(kHeaderSize);
+  // The two a worker receives per job decode in place; the rest are rare enough to build anew.
+  switch (static_cast<MessageType>(h->type)) {
+    case MessageType::JobAssigned: return decodeInPlace<JobAssigned>(body, reuse);
+    case MessageType::ResultAck: return decodeInPlace<ResultAck>(body, reuse);
+    default: break;
+  }
+  auto m = decodeBody(*h, body);
+  if (!m) return m.error();
+  reuse = std::move(m).value();
+  return std::nullopt;
+}
+
+Result<std::span<const std::byte>, DecodeError> nextFrame(std::span<const std::byte>& rest,
+                                                          const Limits& limits) noexcept {
+  auto h = decodeHeader(rest, limits);
+  if (!h) return Err{h.error()};
+  if (rest.size() < h->frameSize()) return Err{DecodeError{DecodeErrc::Truncated, "body", rest.size()}};
+  const auto frame = rest.first(h->frameSize());
+  rest = rest.subspan(h->frameSize());
+  return frame;
 }
 
 std::size_t encodedSize(const Message& m) noexcept { return kHeaderSize + bodySize(m, nullptr); }

@@ -8,6 +8,7 @@
 // present before anything is reserved.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,6 +66,18 @@ Result<FrameHeader, DecodeError> decodeHeader(std::span<const std::byte> bytes,
 
 /// Decodes exactly one whole frame (header included); extra bytes after it are TrailingBytes.
 Result<Message, DecodeError> decode(std::span<const std::byte> frame, const Limits& limits = {});
+
+/// Decodes one whole frame into `reuse`. When `reuse` already holds the frame's type, its strings
+/// and vectors keep their storage (the worker decodes a job per hand-off: once warm, this
+/// allocates nothing). On failure `reuse` holds some valid but unspecified message.
+std::optional<DecodeError> decodeInto(std::span<const std::byte> frame, Message& reuse,
+                                      const Limits& limits = {});
+
+/// Splits the next whole frame off the front of `rest` (a ring record may carry several: the
+/// worker puts its result and its next Reserve in one record). Truncated: `rest` ends inside a
+/// frame, which in a record (never in a stream) is the peer's fault.
+Result<std::span<const std::byte>, DecodeError> nextFrame(std::span<const std::byte>& rest,
+                                                          const Limits& limits = {}) noexcept;
 
 /// Decodes a body whose header was already validated by decodeHeader.
 Result<Message, DecodeError> decodeBody(const FrameHeader& header, std::span<const std::byte> body);

@@ -7,11 +7,11 @@ std::int64_t micros(const TimePoint& t) { return t.time_since_epoch().count(); }
 TimePoint fromMicros(std::int64_t us) { return TimePoint{std::chrono::microseconds{us}}; }
 }  // namespace
 
-JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq) {
-  JobAssigned a;
+void assignJobAssigned(const Job& job, std::uint64_t request_seq, JobAssigned& a) {
   a.id = job.id;
   a.tag = job.tag;
   a.payload = job.payload;
+  a.payload_omitted = false;
   a.attempts = job.attempts;
   a.max_attempts = job.max_attempts.value_or(0);
   a.priority = job.priority;
@@ -21,26 +21,47 @@ JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq) {
   a.run_at_us = micros(job.run_at);
   a.created_at_us = micros(job.created_at);
   a.expires_at_us = job.expires_at ? micros(*job.expires_at) : 0;
-  a.locked_by = job.locked_by.value_or("");
+  if (job.locked_by) a.locked_by = *job.locked_by;
+  else a.locked_by.clear();
   a.request_seq = request_seq;
+}
+
+JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq) {
+  JobAssigned a;
+  assignJobAssigned(job, request_seq, a);
   return a;
+}
+
+void assignJob(const JobAssigned& a, Job& j) {
+  j.id = a.id;
+  j.priority = a.priority;
+  j.attempts = a.attempts;
+  j.tag = a.tag;
+  j.payload = a.payload;
+  j.last_error.reset();
+  j.queue = a.queue;
+  j.run_at = fromMicros(a.run_at_us);
+  j.locked_at.reset();
+  j.failed_at.reset();
+  if (!j.locked_by) j.locked_by.emplace();
+  *j.locked_by = a.locked_by;
+  j.created_at = fromMicros(a.created_at_us);
+  j.updated_at = TimePoint{};
+  j.max_attempts = a.max_attempts > 0 ? std::optional<int>(a.max_attempts) : std::nullopt;
+  j.strand = a.strand;
+  j.next_in_strand = true;
+  j.source.reset();
+  j.max_concurrent = 1;
+  j.expires_at = a.expires_at_us != 0 ? std::optional<TimePoint>(fromMicros(a.expires_at_us)) : std::nullopt;
+  j.strand_order_override = 0;
+  j.singleton = a.singleton;
+  j.original_job_id.reset();
+  j.requeued_job_id.reset();
 }
 
 Job toJob(const JobAssigned& a) {
   Job j;
-  j.id = a.id;
-  j.tag = a.tag;
-  j.payload = a.payload;
-  j.attempts = a.attempts;
-  if (a.max_attempts > 0) j.max_attempts = a.max_attempts;
-  j.priority = a.priority;
-  j.queue = a.queue;
-  j.strand = a.strand;
-  j.singleton = a.singleton;
-  j.run_at = fromMicros(a.run_at_us);
-  j.created_at = fromMicros(a.created_at_us);
-  if (a.expires_at_us != 0) j.expires_at = fromMicros(a.expires_at_us);
-  j.locked_by = a.locked_by;
+  assignJob(a, j);
   return j;
 }
 

@@ -108,6 +108,8 @@ class Server final : public control::ControlHandler, public ReserverSink {
 
   bool drainInbox();
   bool scanSlots();
+  /// Handles one ring record's frames in order; false when the worker was dropped for it.
+  bool handleRecord(control::ConnId id, Conn& conn, std::span<const std::byte> record);
   void handleHello(control::ConnId id, protocol::Hello& hello, const control::PeerCred& peer);
   void handleMessage(control::ConnId id, Conn& conn, protocol::Message& m, bool via_ring);
   void disconnect(control::ConnId id, const std::string& reason);
@@ -164,6 +166,11 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::vector<Detached> m_detached;
   SteadyClock::time_point m_nextDetachCheck{};
   std::vector<std::byte> m_buf;
+  /// A request record being handled; apart from m_buf, which replies are encoded into while the
+  /// record's later frames still wait to be read.
+  std::vector<std::byte> m_rxBuf = std::vector<std::byte>(shm::kRequestPayloadMax);
+  protocol::Message m_rx;  ///< the request being handled; reused, so decoding allocates nothing
+  protocol::Message m_tx;  ///< the JobAssigned being sent; reused likewise
 
   std::atomic<bool> m_notified{false};
   std::atomic<bool> m_listenStop{false};
@@ -177,7 +184,9 @@ bool Server::deliver(ClientId client, const Job& job, std::uint64_t request_seq)
   auto it = m_conns.find(id);
   if (it == m_conns.end()) return false;
   Conn& conn = it->second;
-  protocol::Message msg = protocol::toJobAssigned(job, request_seq);
+  if (!std::holds_alternative<protocol::JobAssigned>(m_tx)) m_tx.emplace<protocol::JobAssigned>();
+  protocol::assignJobAssigned(job, request_seq, std::get<protocol::JobAssigned>(m_tx));
+  protocol::Message& msg = m_tx;
   if (conn.slot) {
     auto enc = protocol::encodeInto(msg, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
     if (!enc.ok()) {
@@ -384,15 +393,17 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
     // reported must be written, not turned into "process died" reschedules (and reruns).
     for (int n = 0; n < 256; ++n) {
       std::size_t len = 0;
-      if (m_segment->popRequest(*conn.slot, std::span<std::byte>(m_buf.data(), m_buf.size()), len) !=
+      if (m_segment->popRequest(*conn.slot, std::span<std::byte>(m_rxBuf.data(), m_rxBuf.size()), len) !=
           shm::PopResult::Ok)
         break;
-      auto msg = protocol::decode(std::span<const std::byte>(m_buf.data(), len));
-      if (!msg.ok()) break;
-      if (std::holds_alternative<protocol::Complete>(msg.value()) ||
-          std::holds_alternative<protocol::Fail>(msg.value()) ||
-          std::holds_alternative<protocol::Goodbye>(msg.value()))
-        handleMessage(id, conn, msg.value(), true);
+      std::span<const std::byte> record(m_rxBuf.data(), len);
+      while (!record.empty()) {
+        auto frame = protocol::nextFrame(record);
+        if (!frame.ok() || protocol::decodeInto(frame.value(), m_rx)) break;
+        if (std::holds_alternative<protocol::Complete>(m_rx) || std::holds_alternative<protocol::Fail>(m_rx) ||
+            std::holds_alternative<protocol::Goodbye>(m_rx))
+          handleMessage(id, conn, m_rx, true);
+      }
     }
   }
   if (conn.registered && !conn.monitor) {
@@ -469,7 +480,7 @@ bool Server::scanSlots() {
     const control::ConnId id = slot < m_slotConn.size() ? m_slotConn[slot] : 0;
     for (int n = 0; n < 64; ++n) {  // bounded per slot per pass: no worker starves the others
       std::size_t len = 0;
-      const auto r = m_segment->popRequest(slot, std::span<std::byte>(m_buf.data(), m_buf.size()), len);
+      const auto r = m_segment->popRequest(slot, std::span<std::byte>(m_rxBuf.data(), m_rxBuf.size()), len);
       if (r == shm::PopResult::Empty) break;
       if (r != shm::PopResult::Ok) {
         if (id) dropWorker(id, "request ring corrupt");
@@ -479,21 +490,46 @@ bool Server::scanSlots() {
       did = true;
       auto it = m_conns.find(id);
       if (it == m_conns.end() || !it->second.registered) break;
-      auto msg = protocol::decode(std::span<const std::byte>(m_buf.data(), len));
-      if (!msg.ok()) {
-        dropWorker(id, "bad request record: " + msg.error().describe());
-        break;
-      }
-      const auto type = protocol::typeOf(msg.value());
-      if (!protocol::isWorkerToServer(type) || type == protocol::MessageType::Hello) {
-        dropWorker(id, std::string("unexpected ") + protocol::typeName(type) + " in ring");
-        break;
-      }
-      handleMessage(id, it->second, msg.value(), true);
+      if (!handleRecord(id, it->second, std::span<const std::byte>(m_rxBuf.data(), len))) break;
       if (!m_segment->isActive(slot)) break;
     }
   }
   return did;
+}
+
+bool Server::handleRecord(control::ConnId id, Conn& conn, std::span<const std::byte> record) {
+  // A record holds one frame or several back to back (a result and the Reserve behind it). Its
+  // framing is checked whole before any frame is acted on.
+  if (record.empty()) {
+    dropWorker(id, "empty request record");
+    return false;
+  }
+  for (auto rest = record; !rest.empty();) {
+    auto frame = protocol::nextFrame(rest);
+    if (!frame.ok()) {
+      dropWorker(id, "bad request record: " + frame.error().describe());
+      return false;
+    }
+  }
+  while (!record.empty()) {
+    auto frame = protocol::nextFrame(record);
+    if (!frame.ok()) return false;  // checked above
+    if (auto bad = protocol::decodeInto(frame.value(), m_rx)) {
+      dropWorker(id, "bad request record: " + bad->describe());
+      return false;
+    }
+    const auto type = protocol::typeOf(m_rx);
+    if (!protocol::isWorkerToServer(type) || type == protocol::MessageType::Hello) {
+      dropWorker(id, std::string("unexpected ") + protocol::typeName(type) + " in ring");
+      return false;
+    }
+    handleMessage(id, conn, m_rx, true);
+    // Handling may have dropped the worker (and its Conn with it).
+    auto it = m_conns.find(id);
+    if (it == m_conns.end() || &it->second != &conn || !conn.slot || !m_segment->isActive(*conn.slot))
+      return false;
+  }
+  return true;
 }
 
 std::shared_ptr<StatsSnapshot> Server::takeSnapshot(bool ask_database) {

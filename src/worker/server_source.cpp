@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <mutex>
 #include <utility>
@@ -53,8 +54,21 @@ struct ServerSource::Impl {
   std::optional<shm::WorkerSegment> seg;
   control::Backoff backoff{control::Backoff::Options{std::chrono::milliseconds(10), std::chrono::milliseconds(1000), 2.0, 0.5}};
   std::uint64_t next_seq = 1;
-  /// Results sent but not yet durable: resent after a reconnect.
-  std::map<JobId, protocol::Message> unacked;
+  /// Results sent but not yet durable, in the order reported: resent after a reconnect. A
+  /// vector, not a map: a node per job was the hand-off's one steady allocation.
+  struct Unacked {
+    JobId id;
+    protocol::Message message;
+  };
+  std::vector<Unacked> unacked;
+  std::vector<JobId> acked;  ///< a ResultAck's ids, sorted; reused
+  /// The last result's frame, not yet pushed: next() sends it in one ring record with the
+  /// Reserve that follows it (one record and at most one wake of the server per job, not two).
+  /// Only with a segment; empty after a disconnect (connect() resends `unacked` instead).
+  std::vector<std::byte> held_result = std::vector<std::byte>(shm::kRequestPayloadMax);
+  std::size_t held_len = 0;
+  /// The reply being decoded, reused so that a JobAssigned's strings keep their buffers.
+  protocol::Message rx;
   /// Generation of a segment we could not attach: until a server of another generation
   /// answers, register over the socket (the server puts an shm worker's replies in a ring).
   std::optional<std::uint64_t> unusable_generation;
@@ -66,6 +80,7 @@ struct ServerSource::Impl {
   std::vector<std::byte> buf = std::vector<std::byte>(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax));
 
   void disconnect() {
+    held_len = 0;
     seg.reset();
     client.close();
   }
@@ -110,9 +125,11 @@ struct ServerSource::Impl {
           backoff.reset();
           fresh = true;
           // Results the previous connection never saw acknowledged: the server adopts them
-          // (compare-and-set) so each is written once.
-          for (auto& [id, msg] : unacked) {
-            if (!client.send(msg).ok()) break;
+          // (compare-and-set) so each is written once. A job run twice (handed out again by a
+          // restarted server before this resend) is resent once, with its latest result.
+          dedupeUnacked();
+          for (auto& u : unacked) {
+            if (!client.send(u.message).ok()) break;
           }
           if (client.connected()) return true;
         } else {
@@ -147,6 +164,57 @@ struct ServerSource::Impl {
     return st.ok();
   }
 
+  void dedupeUnacked() {
+    std::vector<Unacked> kept;
+    kept.reserve(unacked.size());
+    for (auto it = unacked.rbegin(); it != unacked.rend(); ++it)
+      if (std::none_of(kept.begin(), kept.end(), [&](const Unacked& k) { return k.id == it->id; }))
+        kept.push_back(std::move(*it));
+    std::reverse(kept.begin(), kept.end());
+    unacked = std::move(kept);
+  }
+
+  void forgetAcked(const std::vector<JobId>& ids) {
+    acked.assign(ids.begin(), ids.end());
+    std::sort(acked.begin(), acked.end());
+    std::erase_if(unacked, [&](const Unacked& u) { return std::binary_search(acked.begin(), acked.end(), u.id); });
+  }
+
+  /// Pushes the held result alone (no Reserve follows it now). false = the connection broke.
+  /// The held result is always `unacked.back()`: report() flushes before it appends.
+  bool flushHeld() {
+    if (held_len == 0) return true;
+    const std::size_t n = std::exchange(held_len, 0);
+    switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n))) {
+      case shm::PushResult::Ok: return true;
+      case shm::PushResult::Full:
+      case shm::PushResult::TooLarge: return client.send(unacked.back().message).ok();
+      case shm::PushResult::Corrupt:
+      case shm::PushResult::Closed: break;
+    }
+    return false;
+  }
+
+  /// The Reserve `m`, behind the held result in one record when both fit. false = broken.
+  bool postReserve(const protocol::Message& m, bool socket_only) {
+    if (held_len == 0 || !seg || socket_only) return flushHeld() && post(m, socket_only);
+    auto enc = protocol::encodeInto(
+        m, std::span<std::byte>(held_result.data() + held_len, held_result.size() - held_len));
+    if (!enc.ok()) return flushHeld() && post(m);
+    const std::size_t n = std::exchange(held_len, 0) + enc.value();
+    switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n))) {
+      case shm::PushResult::Ok: return true;
+      case shm::PushResult::Full:
+      case shm::PushResult::TooLarge:
+        // Over the socket, in the same order.
+        client.setPendingReserve(std::nullopt);
+        return client.send(unacked.back().message).ok() && client.send(m).ok();
+      case shm::PushResult::Corrupt:
+      case shm::PushResult::Closed: break;
+    }
+    return false;
+  }
+
   enum class Handled { Nothing, Job, Stop, Broken };
 
   /// `from_ring`: the socket client has already checked a JobAssigned it read (and cleared the
@@ -174,11 +242,11 @@ struct ServerSource::Impl {
           if (handle(*r.message, ignored, false) != Handled::Nothing) return Handled::Broken;
         }
       }
-      out = protocol::toJob(*a);
+      protocol::assignJob(*a, out);
       return Handled::Job;
     }
     if (auto* ack = std::get_if<protocol::ResultAck>(&m)) {
-      for (JobId id : ack->job_ids) unacked.erase(id);
+      forgetAcked(ack->job_ids);
       return Handled::Nothing;
     }
     if (auto* n = std::get_if<protocol::Notice>(&m)) {
@@ -202,12 +270,11 @@ struct ServerSource::Impl {
         const auto r = seg->popReply(std::span<std::byte>(buf.data(), buf.size()), len);
         if (r == shm::PopResult::Empty) break;
         if (r != shm::PopResult::Ok) return Handled::Broken;
-        auto msg = protocol::decode(std::span<const std::byte>(buf.data(), len));
-        if (!msg.ok()) {
-          spdlog::error("bad reply record: {}", msg.error().describe());
+        if (auto bad = protocol::decodeInto(std::span<const std::byte>(buf.data(), len), rx)) {
+          spdlog::error("bad reply record: {}", bad->describe());
           return Handled::Broken;
         }
-        const auto h = handle(msg.value(), out, true);
+        const auto h = handle(rx, out, true);
         if (h != Handled::Nothing) return h;
       }
       if (seg->closed()) return Handled::Broken;
@@ -235,7 +302,7 @@ struct ServerSource::Impl {
       // A Reserve sent on the socket becomes the client's outstanding request by itself; one
       // sent through the ring must be registered, since its reply may come either way.
       if (seg && !socket_only) client.setPendingReserve(seq);
-      if (!post(protocol::Message(protocol::Reserve{seq, monoNowNs()}), socket_only)) {
+      if (!postReserve(protocol::Message(protocol::Reserve{seq, monoNowNs()}), socket_only)) {
         disconnect();
         continue;
       }
@@ -290,16 +357,26 @@ struct ServerSource::Impl {
       f.run_at_us = r.run_at ? r.run_at->time_since_epoch().count() : 0;
       m = std::move(f);
     }
-    unacked[r.id] = m;
     in_hand.reset();
+    // The previous result still held means no next() came between: it goes first, alone.
+    if (seg && !flushHeld()) disconnect();
+    unacked.push_back(Unacked{r.id, std::move(m)});
     if (!client.connected()) return;  // resent after the reconnect
-    if (!post(m)) disconnect();
+    if (seg) {
+      auto enc = protocol::encodeInto(unacked.back().message, std::span<std::byte>(held_result));
+      if (enc.ok()) {
+        held_len = enc.value();  // pushed by next(), with the Reserve
+        return;
+      }
+    }
+    if (!post(unacked.back().message)) disconnect();
   }
 
   void close() {
     // Give the server a moment to make our last results durable, then say goodbye.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     Job ignored;
+    if (seg && !flushHeld()) disconnect();
     while (!unacked.empty() && std::chrono::steady_clock::now() < deadline) {
       if (!client.connected()) {
         if (!connect()) break;

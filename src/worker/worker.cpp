@@ -238,10 +238,10 @@ struct Worker::Impl {
   void loop() {
     const auto& s = options.settings;
     std::uint64_t turns = 0;
+    Job job;  // reused: the source assigns into it, so its strings keep their buffers
     while (!stop) {
       // PR_SET_PDEATHSIG tells us at once; this syscall is only the fallback, so not every job.
       if (options.parent_pid > 0 && (turns++ & 255) == 0 && ::getppid() != options.parent_pid) break;
-      Job job;
       const auto st = source->next(job);
       if (st == worker::NextStatus::Stop) break;
       if (st == worker::NextStatus::Interrupted) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 
+#include "protocol/codec.hpp"
 #include "support/server_harness.hpp"
 #include "support/wait.hpp"
 
@@ -95,6 +96,38 @@ TEST_F(ServerFaults, WorkerLostWithJobInFlight) {
   ASSERT_TRUE(waitUntil([&] { return !exists(id); })) << "job stayed locked for a dead worker";
   EXPECT_EQ(failedError(id), "process died");
   EXPECT_EQ(queryInt("SELECT attempts FROM failed_jobs WHERE original_job_id = " + std::to_string(id)), 1);
+}
+
+// A ring record may carry a result and the next Reserve (what a worker sends per job). One whose
+// framing is broken anywhere drops the worker before any of its frames is acted on.
+TEST_F(ServerFaults, ResultAndReserveShareARecordAndABrokenRecordDropsTheWorker) {
+  std::vector<NewJob> jobs(3, job("hostq.noop"));
+  store->enqueueMany(jobs);
+  auto server = startServer();
+  TestClient c;
+  ASSERT_TRUE(c.connect(socketPath(), host() + ":4", {}, protocol::Transport::Shm));
+  ASSERT_TRUE(c.usesRing());
+  ASSERT_TRUE(c.reserve());
+  auto first = c.waitJob(10s);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(c.completeAndReserve(first->id));
+  auto second = c.waitJob(10s);
+  ASSERT_TRUE(second) << "the Reserve behind the result was not served";
+  EXPECT_NE(second->id, first->id);
+  ASSERT_TRUE(c.waitAck(first->id, 10s)) << "the result in front of the Reserve was not written";
+  EXPECT_FALSE(exists(first->id));
+
+  // The second job's result, then a Reserve cut short: nothing of it may count.
+  auto complete = protocol::encode(protocol::Message(protocol::Complete{second->id, 100})).value();
+  auto reserve = protocol::encode(protocol::Message(protocol::Reserve{101, 0})).value();
+  complete.insert(complete.end(), reserve.begin(), reserve.begin() + 5);
+  ASSERT_TRUE(c.pushRecord(complete));
+  ASSERT_TRUE(waitStats(statIs("workers_dropped", 1)));
+  // Settled: its batch closed around it (a lock written for the still-running job) or the
+  // worker's grace ran out (rescheduled); a written result would have deleted the row instead.
+  const std::string row = "id = " + std::to_string(second->id);
+  ASSERT_TRUE(waitUntil([&] { return !exists(second->id) || count(row + " AND (locked_by IS NOT NULL OR attempts > 0)") == 1; }, 15s));
+  EXPECT_TRUE(exists(second->id)) << "a frame of a malformed record was acted on";
 }
 
 // TERM: the server stops reserving, writes every pending result, gives back the rows it claimed

@@ -248,6 +248,23 @@ std::optional<protocol::JobAssigned> TestClient::waitJob(std::chrono::millisecon
 
 bool TestClient::complete(JobId id) { return post(protocol::Message(protocol::Complete{id, m_seq++})); }
 
+bool TestClient::completeAndReserve(JobId id) {
+  if (!m_seg) return false;
+  std::vector<std::byte> rec(shm::kRequestPayloadMax);
+  auto a = protocol::encodeInto(protocol::Message(protocol::Complete{id, m_seq++}), rec);
+  if (!a.ok()) return false;
+  const std::uint64_t seq = m_seq++;
+  auto b = protocol::encodeInto(protocol::Message(protocol::Reserve{seq, 0}),
+                                std::span<std::byte>(rec).subspan(a.value()));
+  if (!b.ok()) return false;
+  m_client.setPendingReserve(seq);
+  return pushRecord(std::span<const std::byte>(rec.data(), a.value() + b.value()));
+}
+
+bool TestClient::pushRecord(std::span<const std::byte> record) {
+  return m_seg && m_seg->pushRequest(record) == shm::PushResult::Ok;
+}
+
 bool TestClient::fail(JobId id, const std::string& error) {
   protocol::Fail f;
   f.job_id = id;

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,10 @@ class TestClient {
   /// Waits for the answer to the outstanding Reserve; also collects acks meanwhile.
   std::optional<protocol::JobAssigned> waitJob(std::chrono::milliseconds timeout);
   bool complete(JobId id);
+  /// The worker's hot path: the result and the next Reserve in one ring record.
+  bool completeAndReserve(JobId id);
+  /// Raw bytes as one ring record (no framing checked): for malformed-record cases.
+  bool pushRecord(std::span<const std::byte> record);
   bool fail(JobId id, const std::string& error);
   /// Waits until the server acknowledged `id` (its result is durable).
   bool waitAck(JobId id, std::chrono::milliseconds timeout);

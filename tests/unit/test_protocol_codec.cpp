@@ -265,3 +265,65 @@ TEST(ProtocolCodec, DirectionTable) {
 
 }  // namespace
 }  // namespace hostq::protocol
+
+namespace hostq::protocol {
+namespace {
+
+TEST(ProtocolCodec, NextFrameSplitsARecordOfSeveralFrames) {
+  Bytes rec = enc(Complete{7, 1});
+  const Bytes second = enc(Reserve{2, 99});
+  rec.insert(rec.end(), second.begin(), second.end());
+  std::span<const std::byte> rest(rec);
+  auto a = nextFrame(rest);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(decode(a.value()).value(), Message(Complete{7, 1}));
+  auto b = nextFrame(rest);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(decode(b.value()).value(), Message(Reserve{2, 99}));
+  EXPECT_TRUE(rest.empty());
+
+  // A record that ends inside its second frame, or holds a stray byte, is refused.
+  for (std::size_t cut : {std::size_t{1}, kHeaderSize - 1, kHeaderSize, second.size() - 1}) {
+    Bytes bad = enc(Complete{7, 1});
+    bad.insert(bad.end(), second.begin(), second.begin() + static_cast<std::ptrdiff_t>(cut));
+    std::span<const std::byte> r(bad);
+    ASSERT_TRUE(nextFrame(r).ok());
+    auto f = nextFrame(r);
+    ASSERT_FALSE(f.ok()) << "cut at " << cut;
+    EXPECT_EQ(f.error().code, DecodeErrc::Truncated);
+  }
+}
+
+TEST(ProtocolCodec, DecodeIntoReusesTheBuffersOfTheSameType) {
+  JobAssigned big;
+  big.id = 1;
+  big.tag = "Tag#perform";
+  big.payload = std::string(300, 'p');
+  big.strand = std::string(40, 's');
+  Message reuse;
+  ASSERT_FALSE(decodeInto(enc(big), reuse).has_value());
+  EXPECT_EQ(reuse, Message(big));
+  const char* payloadBuffer = std::get<JobAssigned>(reuse).payload.data();
+  const char* strandBuffer = std::get<JobAssigned>(reuse).strand->data();
+
+  JobAssigned small = big;
+  small.id = 2;
+  small.payload = "short";
+  small.strand = "other strand";
+  ASSERT_FALSE(decodeInto(enc(small), reuse).has_value());
+  EXPECT_EQ(reuse, Message(small));
+  EXPECT_EQ(std::get<JobAssigned>(reuse).payload.data(), payloadBuffer);
+  EXPECT_EQ(std::get<JobAssigned>(reuse).strand->data(), strandBuffer);
+
+  // Another type replaces it; a bad frame is refused like decode() refuses it.
+  ASSERT_FALSE(decodeInto(enc(ResultAck{{4, 5}}), reuse).has_value());
+  EXPECT_EQ(reuse, Message(ResultAck{{4, 5}}));
+  Bytes trailing = enc(Complete{1, 2});
+  trailing.push_back(std::byte{0});
+  auto err = decodeInto(trailing, reuse);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->code, DecodeErrc::TrailingBytes);
+}
+
+}  // namespace
+}  // namespace hostq::protocol
