@@ -98,6 +98,9 @@ struct SegmentHeader {
   std::atomic<std::uint64_t> wakePostNs;  // when a worker last had to wake the server
   // --- server-owned pair: read by every worker after every request push.
   alignas(kLinePair) std::atomic<std::uint32_t> serverSleeping;
+  /// Tasks runnable on the host at the server's last sample (at most 1 ms old), 0 = unknown.
+  /// A hint: waiters spin only while it leaves a core to spare (docs/wake-protocol.md).
+  std::atomic<std::uint32_t> runnable;
   // --- shared spinner counter (workers RMW).
   alignas(kLinePair) std::atomic<std::uint32_t> spinners;
 };
