@@ -37,8 +37,7 @@ struct ServerSegment::Impl {
   std::vector<Slot> slots;
   std::vector<std::uint32_t> active;
   AdaptiveSpin spin;
-  RunQueueSampler runQueue;
-  unsigned cores = usableCpus();
+  RunQueueSampler runQueue;  // published for the workers' spin gate
   WaitCounters counters;
   std::uint32_t lastDoorbell = 0;
   bool retired = false;
@@ -206,7 +205,6 @@ WaitOutcome ServerSegment::waitForWork(std::chrono::nanoseconds timeout) noexcep
   const std::uint64_t start = monotonicNs();
   // Sampled here because the loop passes here every turn, busy or not.
   const std::uint32_t runnable = m.runQueue.sample(start);
-  (void)m.cores;
   if (h.runnable.load(std::memory_order_relaxed) != runnable) h.runnable.store(runnable, std::memory_order_relaxed);
   if (m.doorbellRung() || m.anyPending()) return m.ready();
   const std::uint64_t deadline =
