@@ -15,12 +15,15 @@ namespace hostq::shm {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
 /// Bump on any change of field order, width or meaning in this file.
-inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: a request record may hold several frames
+inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: multi-frame request records, pending flags
 
 /// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
 /// owned by one side must not share a pair with a word owned by the other (as Aeron pads).
 inline constexpr std::size_t kLinePair = 128;
 inline constexpr std::size_t kCacheLine = 64;
+
+inline constexpr std::uint32_t kMaxSlotCount = 4096;  // slots a segment may have
+inline constexpr std::uint32_t kPendingWords = kMaxSlotCount / 64;
 
 inline constexpr std::uint32_t kRingCapacity = 32;  // records per direction per slot
 static_assert((kRingCapacity & (kRingCapacity - 1)) == 0, "index masking needs a power of two");
@@ -103,6 +106,12 @@ struct SegmentHeader {
   std::atomic<std::uint32_t> runnable;
   // --- shared spinner counter (workers RMW).
   alignas(kLinePair) std::atomic<std::uint32_t> spinners;
+  // --- request flags, bit i%64 of word i/64 for slot i: a worker sets its bit (RMW seq_cst)
+  // after every request it publishes; the server takes whole words (exchange) and visits only
+  // the slots flagged, so a pass costs the work present, not the number of workers. Untrusted:
+  // a bit for a slot that is not active is ignored, one for an active slot costs a pop that
+  // finds nothing.
+  alignas(kLinePair) std::atomic<std::uint64_t> pending[kPendingWords];
 };
 
 /// Slot i starts at sizeof(SegmentHeader) + i * sizeof(SlotLayout).
@@ -130,6 +139,7 @@ static_assert(offsetof(SegmentHeader, retired) < kLinePair);
 static_assert(offsetof(SegmentHeader, doorbell) == 128);
 static_assert(offsetof(SegmentHeader, serverSleeping) == 256);
 static_assert(offsetof(SegmentHeader, spinners) == 384);
-static_assert(sizeof(SegmentHeader) == 512);
+static_assert(offsetof(SegmentHeader, pending) == 512);
+static_assert(sizeof(SegmentHeader) == 1024);
 
 }  // namespace hostq::shm

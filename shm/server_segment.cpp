@@ -42,9 +42,15 @@ struct ServerSegment::Impl {
   std::uint32_t lastDoorbell = 0;
   bool retired = false;
 
+  /// Private mirror of `active` as bits, to mask the flags workers set.
+  std::uint64_t activeBits[kPendingWords] = {};
+  std::uint32_t words = 0;  ///< flag words in use: ceil(capacity / 64)
+  std::uint32_t rotation = 0;
+
+  // seq_cst: the re-check after announcing sleep is the server's half of the Dekker pair.
   bool anyPending() const noexcept {
-    for (std::uint32_t s : active)
-      if (slots[s].requests.pending()) return true;
+    for (std::uint32_t w = 0; w < words; ++w)
+      if ((header->pending[w].load(std::memory_order_seq_cst) & activeBits[w]) != 0) return true;
     return false;
   }
 
@@ -74,6 +80,7 @@ struct ServerSegment::Impl {
     slots[last].listIndex = s.listIndex;
     active.pop_back();
     s.listIndex = kNotListed;
+    activeBits[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
   }
 
   void wakeWorker(SlotLayout& l) noexcept {
@@ -124,6 +131,7 @@ Result<ServerSegment> ServerSegment::create(std::uint32_t slotCount) noexcept {
   h->maxSpinners = usableCpus() - 1;  // the server keeps a CPU
   impl->header = h;
 
+  impl->words = (slotCount + 63) / 64;
   impl->slots.resize(slotCount);
   impl->active.reserve(slotCount);
   for (std::uint32_t i = 0; i < slotCount; ++i) impl->slots[i].layout = new (slotAt(base, i)) SlotLayout{};
@@ -165,6 +173,8 @@ void ServerSegment::resetSlot(std::uint32_t slot, pid_t workerPid) noexcept {
     s.listIndex = static_cast<std::uint32_t>(m.active.size());
     m.active.push_back(slot);
   }
+  m.header->pending[slot / 64].fetch_and(~(std::uint64_t{1} << (slot % 64)), std::memory_order_relaxed);
+  m.activeBits[slot / 64] |= std::uint64_t{1} << (slot % 64);
 }
 
 void ServerSegment::releaseSlot(std::uint32_t slot) noexcept {
@@ -198,6 +208,32 @@ PushResult ServerSegment::pushReply(std::uint32_t slot, std::span<const std::byt
 }
 
 bool ServerSegment::anyRequestPending() const noexcept { return m_impl->anyPending(); }
+
+void ServerSegment::takePendingSlots(std::vector<std::uint32_t>& out) noexcept {
+  Impl& m = *m_impl;
+  const std::size_t first = out.size();
+  for (std::uint32_t w = 0; w < m.words; ++w) {
+    if (m.header->pending[w].load(std::memory_order_relaxed) == 0) continue;
+    // acquire: pairs with the worker's RMW after its publish (the pop re-reads the tail anyway).
+    std::uint64_t bits = m.header->pending[w].exchange(0, std::memory_order_acquire) & m.activeBits[w];
+    while (bits != 0) {
+      const int b = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      out.push_back(w * 64 + static_cast<std::uint32_t>(b));
+    }
+  }
+  const std::size_t n = out.size() - first;
+  if (n > 1) {
+    const std::size_t by = m.rotation++ % n;
+    std::rotate(out.begin() + static_cast<std::ptrdiff_t>(first),
+                out.begin() + static_cast<std::ptrdiff_t>(first + by), out.end());
+  }
+}
+
+void ServerSegment::markPending(std::uint32_t slot) noexcept {
+  if (!isActive(slot)) return;
+  m_impl->header->pending[slot / 64].fetch_or(std::uint64_t{1} << (slot % 64), std::memory_order_relaxed);
+}
 
 WaitOutcome ServerSegment::waitForWork(std::chrono::nanoseconds timeout) noexcept {
   Impl& m = *m_impl;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "shm/layout.hpp"
 #include "shm/mapped_region.hpp"
@@ -33,7 +34,7 @@ class ServerDoorbell {
 
 class ServerSegment {
  public:
-  static constexpr std::uint32_t kMaxSlots = 4096;
+  static constexpr std::uint32_t kMaxSlots = kMaxSlotCount;
   /// Upper bound of one FUTEX_WAIT: a lost wake-up costs at most this, and shows in the
   /// futexTimeouts counter.
   static constexpr std::chrono::milliseconds kSafetyNetWait{1000};
@@ -71,6 +72,12 @@ class ServerSegment {
   [[nodiscard]] PushResult pushReply(std::uint32_t slot, std::span<const std::byte> payload) noexcept;
   /// True if some active slot has a request (or a corrupt ring) waiting.
   bool anyRequestPending() const noexcept;
+  /// Takes the request flags: appends to `out` the active slots that published a request since
+  /// the last take, starting one flagged slot further on each call so that no slot is always
+  /// read first. A slot left with records (the caller bounds its pops per pass) must be flagged
+  /// again with markPending.
+  void takePendingSlots(std::vector<std::uint32_t>& out) noexcept;
+  void markPending(std::uint32_t slot) noexcept;
 
   /// Blocks until a request may be pending in some active slot or the doorbell was rung since
   /// the previous return, at most `timeout`. Spins first (adaptive budget) if some worker is

@@ -65,7 +65,7 @@ Result<WorkerSegment> WorkerSegment::attach(int fd, std::uint32_t slot,
       h->requestRecordSize != kRequestRecordSize || h->replyRecordSize != kReplyRecordSize ||
       h->slotSize != sizeof(SlotLayout))
     return SegmentErrc::BadVersion;
-  if (h->slotCapacity == 0 || h->slotCapacity > 4096 ||
+  if (h->slotCapacity == 0 || h->slotCapacity > kMaxSlotCount ||
       h->segmentSize != segmentBytes(h->slotCapacity) || size.value() != h->segmentSize)
     return SegmentErrc::BadSize;
   if (h->generation != expectedGeneration) return SegmentErrc::BadGeneration;
@@ -106,6 +106,8 @@ PushResult WorkerSegment::pushRequest(std::span<const std::byte> payload) noexce
   const PushResult r = m.requests.push(payload);
   if (r != PushResult::Ok) return r;
   SegmentHeader& h = *m.header;
+  // After the publish: a server that takes the flag finds the record.
+  h.pending[m.slotIndex / 64].fetch_or(std::uint64_t{1} << (m.slotIndex % 64), std::memory_order_seq_cst);
   // seq_cst load after the seq_cst publish: the Dekker pair of docs/wake-protocol.md.
   if (h.serverSleeping.load(std::memory_order_seq_cst) != 0) {
     h.wakePostNs.store(monotonicNs(), std::memory_order_relaxed);

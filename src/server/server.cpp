@@ -145,8 +145,7 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::mutex m_inboxMutex;
   /// Set (release) with every post, cleared by drainInbox: the loop's fast path skips the mutex.
   std::atomic<bool> m_inboxPending{false};
-  std::vector<std::uint32_t> m_scanSlots;  ///< scanSlots' copy of the active list, reused
-  std::size_t m_scanStart = 0;             ///< rotates, so no slot is always read first
+  std::vector<std::uint32_t> m_scanSlots;  ///< slots flagged for this pass; reused
   std::vector<Event> m_inbox;
   std::vector<Event> m_inboxWork;
 
@@ -451,6 +450,9 @@ bool Server::drainInbox() {
           dropWorker(e.conn, "message before registration");
           break;
         }
+        // A ring worker that speaks on the socket gets its ring looked at too, flag or not: a
+        // worker that broke its ring without flagging it is found here, not only when it asks.
+        if (it->second.slot) m_segment->markPending(*it->second.slot);
         handleMessage(e.conn, it->second, *e.message, false);
         break;
       }
@@ -465,20 +467,19 @@ bool Server::drainInbox() {
 
 bool Server::scanSlots() {
   bool did = false;
-  // Copy: handling a request may release a slot and change the active list.
-  const auto active = m_segment->activeSlots();
-  // Starting each pass one slot further on: requests enter the waiting FIFO in the order they
-  // are read, so a fixed order served low slots first whenever prefetched jobs ran short (256
-  // workers: 2.8x between the busiest and the idlest worker over shm, 1.14x over the socket).
+  // Only the slots whose workers flagged a request: a pass costs the work present, not the
+  // number of workers. The segment rotates where each pass starts: requests enter the waiting
+  // FIFO in the order they are read, so a fixed order served low slots first whenever
+  // prefetched jobs ran short (256 workers: 2.8x between the busiest and the idlest worker).
   m_scanSlots.clear();
-  if (!active.empty()) {
-    const std::size_t n = active.size();
-    m_scanStart = (m_scanStart + 1) % n;
-    for (std::size_t k = 0; k < n; ++k) m_scanSlots.push_back(active[(m_scanStart + k) % n]);
-  }
+  m_segment->takePendingSlots(m_scanSlots);
   for (std::uint32_t slot : m_scanSlots) {
     const control::ConnId id = slot < m_slotConn.size() ? m_slotConn[slot] : 0;
-    for (int n = 0; n < 64; ++n) {  // bounded per slot per pass: no worker starves the others
+    for (int n = 0;; ++n) {
+      if (n == 64) {  // bounded per slot per pass: no worker starves the others
+        m_segment->markPending(slot);
+        break;
+      }
       std::size_t len = 0;
       const auto r = m_segment->popRequest(slot, std::span<std::byte>(m_rxBuf.data(), m_rxBuf.size()), len);
       if (r == shm::PopResult::Empty) break;

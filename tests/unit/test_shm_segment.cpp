@@ -1,6 +1,9 @@
 // ServerSegment / WorkerSegment in one process: creation, attach validation, slot lifecycle,
 // and the server's handling of a slot a worker corrupted.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -151,6 +154,49 @@ TEST_F(ShmSegment, AttachRejectsNonMemfd) {
   EXPECT_EQ(WorkerSegment::attach(-1, 0, 1).error().code, SegmentErrc::SystemError);
 }
 
+// --- request flags
+
+TEST_F(ShmSegment, OnlyFlaggedActiveSlotsAreVisitedAndTheStartRotates) {
+  server->resetSlot(0, ::getpid());
+  server->resetSlot(2, ::getpid());
+  std::vector<std::unique_ptr<WorkerSegment>> ws;
+  for (std::uint32_t s : {0u, 1u, 2u}) {
+    auto w = WorkerSegment::attach(server->fd(), s, server->generation());
+    ASSERT_TRUE(w);
+    ws.push_back(std::make_unique<WorkerSegment>(std::move(w).value()));
+  }
+  std::vector<std::uint32_t> slots;
+  server->takePendingSlots(slots);
+  EXPECT_TRUE(slots.empty());
+
+  ASSERT_EQ(ws[0]->pushRequest(asBytes("a")), PushResult::Ok);
+  ASSERT_EQ(ws[2]->pushRequest(asBytes("c")), PushResult::Ok);
+  test::ShmRawView raw(server->fd());
+  raw.header().pending[0].fetch_or(std::uint64_t{1} << 7);  // a lie about a slot nobody holds
+  EXPECT_TRUE(server->anyRequestPending());
+  server->takePendingSlots(slots);
+  std::sort(slots.begin(), slots.end());
+  EXPECT_EQ(slots, (std::vector<std::uint32_t>{0, 2}));
+  EXPECT_FALSE(server->anyRequestPending()) << "a take clears the flags it read";
+  slots.clear();
+  server->takePendingSlots(slots);
+  EXPECT_TRUE(slots.empty()) << "the records are still there, but nobody flagged them again";
+
+  // Two passes over the same two flagged slots start at different slots.
+  std::set<std::uint32_t> firsts;
+  for (int pass = 0; pass < 2; ++pass) {
+    server->markPending(0);
+    server->markPending(2);
+    slots.clear();
+    server->takePendingSlots(slots);
+    ASSERT_EQ(slots.size(), 2u);
+    firsts.insert(slots.front());
+  }
+  EXPECT_EQ(firsts.size(), 2u);
+  server->markPending(7);  // not active: no effect
+  EXPECT_FALSE(server->anyRequestPending());
+}
+
 // --- corruption by a worker
 
 TEST_F(ShmSegment, CorruptRequestIndexIsReportedAndSlotCanBeReset) {
@@ -158,6 +204,8 @@ TEST_F(ShmSegment, CorruptRequestIndexIsReportedAndSlotCanBeReset) {
   ASSERT_TRUE(w);
   test::ShmRawView raw(server->fd());
   raw.slot(1).requests.tail.store(1000);
+  EXPECT_FALSE(server->anyRequestPending()) << "a ring is looked at only once its slot is flagged";
+  raw.header().pending[0].fetch_or(1u << 1);
   EXPECT_TRUE(server->anyRequestPending());
   EXPECT_EQ(server->popRequest(1, buf, len), PopResult::Corrupt);
   server->releaseSlot(1);
