@@ -1,7 +1,6 @@
 #include "cli/burndown.hpp"
 
 #include <dirent.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -26,6 +25,8 @@
 #include "hostq/pool.hpp"
 #include "hostq/store.hpp"
 #include "pool/embedded_postgres.hpp"
+#include "store/pg_connection.hpp"
+#include "store/sql_catalog.hpp"
 
 namespace hostq::cli::burndown {
 
@@ -188,62 +189,26 @@ double load1m() {
   return l;
 }
 
-/// A plain libpq connection that counts every statement it sends: the poll loop and the
-/// pg_stat_database readings, whose own transactions are subtracted from the farm's.
-class Pg {
- public:
-  Pg(const std::string& url, const std::string& schema) {
-    m_conn = PQconnectdb(url.c_str());
-    if (PQstatus(m_conn) != CONNECTION_OK) {
-      std::string err = PQerrorMessage(m_conn);
-      PQfinish(m_conn);
-      m_conn = nullptr;
-      throw std::runtime_error("connecting to the database: " + err);
-    }
-    PQsetNoticeProcessor(m_conn, [](void*, const char*) {}, nullptr);
-    exec("SET application_name = 'hostq bench monitor'");
-    if (!schema.empty()) exec("SET search_path TO " + quoteIdent(schema));
-  }
-  ~Pg() {
-    if (m_conn) PQfinish(m_conn);
-  }
-  Pg(const Pg&) = delete;
-  Pg& operator=(const Pg&) = delete;
+using store::Phase;
+using store::sql;
 
-  /// First column of the first row, nullopt when there is no row.
-  std::optional<std::string> exec(const std::string& sql) {
-    ++m_sent;
-    return take(PQexec(m_conn, sql.c_str()), sql);
-  }
-  void prepare(const std::string& name, const std::string& sql) {
-    // Preparing before any counted window: whether Parse counts as a transaction is no concern.
-    PGresult* r = PQprepare(m_conn, name.c_str(), sql.c_str(), 0, nullptr);
-    (void)take(r, sql);
-  }
-  std::optional<std::string> execPrepared(const std::string& name, const std::string& param) {
-    ++m_sent;
-    const char* values[1] = {param.c_str()};
-    return take(PQexecPrepared(m_conn, name.c_str(), 1, values, nullptr, nullptr, 0), name);
-  }
-  std::uint64_t sent() const noexcept { return m_sent; }
+/// The monitor's connection: the poll loop and the pg_stat_database readings, whose own
+/// transactions (statements() counts each one sent, a Parse included) are subtracted from the
+/// farm's.
+std::unique_ptr<store::PgConnection> connectMonitor(const std::string& url, const std::string& schema) {
+  StoreOptions o;
+  o.schema = schema;
+  o.application_name = "hostq bench monitor";
+  auto pg = std::make_unique<store::PgConnection>(url, o);
+  pg->open();
+  return pg;
+}
 
- private:
-  std::optional<std::string> take(PGresult* r, const std::string& what) {
-    const auto st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      std::string err = PQresultErrorMessage(r);
-      PQclear(r);
-      throw std::runtime_error(what + ": " + err);
-    }
-    std::optional<std::string> v;
-    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
-      v = PQgetisnull(r, 0, 0) ? std::string("NULL") : std::string(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-  }
-  PGconn* m_conn = nullptr;
-  std::uint64_t m_sent = 0;
-};
+/// The one value of a monitor statement's one row.
+std::int64_t number(store::PgConnection& pg, const store::Statement& st, const char* column) {
+  const auto r = pg.exec(st, {}, Phase::Read);
+  return r.rows() > 0 ? r.i64(0, r.column(column)) : 0;
+}
 
 /// A pg_stat_database.xact_commit reading and how many statements this connection had sent
 /// before it: our own share of the counter.
@@ -252,13 +217,13 @@ struct XactReading {
   std::uint64_t own = 0;
 };
 
-XactReading readXact(Pg& pg) {
+XactReading readXact(store::PgConnection& pg) {
   // Our backend's counters reach the shared stats at most once a second unless forced; forcing
   // makes every statement sent before the reading part of it, so our share is exact.
-  pg.exec("SELECT pg_stat_force_next_flush()");
+  pg.exec(sql("bench_flush_stats"), {}, Phase::Read);
   XactReading r;
-  r.own = pg.sent();
-  r.value = std::stod(pg.exec("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").value_or("0"));
+  r.own = pg.statements();
+  r.value = static_cast<double>(number(pg, sql("bench_xact_commit"), "xact_commit"));
   return r;
 }
 
@@ -301,9 +266,8 @@ void Database::close() noexcept {
   if (m_dropSchema) {
     m_dropSchema = false;
     try {
-      Pg pg(m_url, "");
-      pg.exec("SET client_min_messages = warning");
-      pg.exec("DROP SCHEMA IF EXISTS " + quoteIdent(m_schema) + " CASCADE");
+      // Built here: an identifier cannot be a parameter.
+      connectMonitor(m_url, "")->simple("DROP SCHEMA IF EXISTS " + quoteIdent(m_schema) + " CASCADE", Phase::Write);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "hostq: dropping schema %s: %s\n", m_schema.c_str(), e.what());
     }
@@ -372,7 +336,7 @@ void Progress::draw(std::int64_t done, double elapsed_s, bool final) {
 struct Runner::Impl {
   Database& db;
   std::unique_ptr<Store> store;
-  std::unique_ptr<Pg> pg;
+  std::unique_ptr<store::PgConnection> pg;
   SharedHistogram* hist = nullptr;
   std::string sockDir;
   pid_t pool = -1;
@@ -477,12 +441,15 @@ void Runner::migrate() {
   so.schema = m.db.schema();
   so.application_name = "hostq bench";
   m.store = Store::connect(m.db.url(), so);
-  m.store->exec("SET client_min_messages = warning");
   m.store->exec("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(m.db.schema()));
   m.store->migrate();
-  m.pg = std::make_unique<Pg>(m.db.url(), m.db.schema());
-  // From the last id seen: the index descent skips the dead entries of finished jobs.
-  m.pg->prepare("poll", "SELECT id FROM delayed_jobs WHERE id >= $1::bigint ORDER BY id LIMIT 1");
+  m.pg = connectMonitor(m.db.url(), m.db.schema());
+  // Prepared before any counted window: whether a Parse counts as a transaction is no concern.
+  for (const auto* st : {&sql("bench_poll"), &sql("bench_first_id"), &sql("bench_job_count"),
+                         &sql("bench_backend_pid"), &sql("bench_other_clients"), &sql("bench_flush_stats"),
+                         &sql("bench_xact_commit"), &sql("bench_jobs_left")}) {
+    m.pg->prepare(*st, Phase::Read);
+  }
 }
 
 double Runner::prepare(const RunConfig& c) {
@@ -510,13 +477,13 @@ double Runner::prepare(const RunConfig& c) {
   throwIfStopped();
   // Fresh statistics and a clean visibility map: every run starts from the same table state,
   // whatever the previous run left behind.
-  m.pg->exec("VACUUM ANALYZE delayed_jobs");
+  m.pg->simple(sql("bench_vacuum"), Phase::Write);
   return secondsSince(start);
 }
 
 void Runner::discard() {
   m_impl->stopFarm(false);
-  m_impl->pg->exec("DELETE FROM delayed_jobs");
+  m_impl->pg->exec(sql("bench_discard"), {}, Phase::Write);
 }
 
 RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string& progress_label,
@@ -527,11 +494,11 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
   r.config = c;
   r.load_1m = load1m();
 
-  const std::int64_t firstId = std::stoll(pg.exec("SELECT coalesce(min(id), 0) FROM delayed_jobs").value_or("0"));
-  const std::int64_t total = std::stoll(pg.exec("SELECT count(*) FROM delayed_jobs").value_or("0"));
+  const std::int64_t firstId = number(pg, sql("bench_first_id"), "id");
+  const std::int64_t total = number(pg, sql("bench_job_count"), "jobs");
   // PostgreSQL's processes: the postmaster (parent of our backend) and its children. Only when
   // the database runs on this host; our own backend's share is taken out again.
-  const int backend = std::stoi(pg.exec("SELECT pg_backend_pid()").value_or("0"));
+  const int backend = static_cast<int>(number(pg, sql("bench_backend_pid"), "pid"));
   int postmaster = 0;
   if (auto s = readStat(backend); s && s->comm == "postgres") postmaster = s->ppid;
   const auto pgTicks = [&]() -> std::optional<std::uint64_t> {
@@ -547,9 +514,7 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
     auto s = readStat(backend);
     return s ? s->ticks : 0;
   };
-  const std::string baselineClients =
-      pg.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-              "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").value_or("0");
+  const std::int64_t baselineClients = number(pg, sql("bench_other_clients"), "clients");
   const XactReading xactBefore = readXact(pg);
   const auto pgBefore = pgTicks();
   const auto ownBefore = ownTicks();
@@ -566,23 +531,21 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
       m.pool = -1;
       throw std::runtime_error("the pool exited before the jobs were done (status " + std::to_string(status) + ")");
     }
-    const auto row = pg.execPrepared("poll", std::to_string(lastId));
+    const auto row = pg.exec(sql("bench_poll"), {std::to_string(lastId)}, Phase::Read);
     const double elapsed = secondsSince(t0);
-    if (!row) {
+    if (row.rows() == 0) {
       r.elapsed_s = elapsed;
       break;
     }
-    lastId = std::stoll(*row);
+    lastId = row.i64(0, row.column("id"));
     if (lastId > firstId && !r.startup_ms) r.startup_ms = elapsed * 1000.0;
     // Jobs finish in about id order, so the oldest id left tells how far the burn-down is.
     progress.update(std::min(total, lastId - firstId), elapsed);
     if (elapsed > static_cast<double>(timeout.count())) {
       // Say what is left and who holds it: a stuck job is usually a lost hand-off.
-      const auto left = pg.exec(
-          "SELECT count(*) || ' jobs left, lowest id ' || coalesce(min(id)::text, '-') || ', locked by: ' || "
-          "coalesce(string_agg(DISTINCT coalesce(locked_by, '(nobody)'), ', '), '-') FROM delayed_jobs");
+      const auto left = pg.exec(sql("bench_jobs_left"), {}, Phase::Read);
       throw std::runtime_error("the burn-down did not finish within " + std::to_string(timeout.count()) + " s (" +
-                               left.value_or("?") + ")");
+                               left.str(0, left.column("summary")) + ")");
     }
     sleepMs(10);
   }
@@ -658,9 +621,7 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
   // two readings agree (bounded: another user of the database may never let them agree).
   const auto settleStart = Clock::now();
   while (secondsSince(settleStart) < 2.0) {
-    const auto n = pg.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
-    if (std::stoll(n.value_or("0")) <= std::stoll(baselineClients)) break;
+    if (number(pg, sql("bench_other_clients"), "clients") <= baselineClients) break;
     sleepMs(20);
   }
   std::optional<double> farmXacts;

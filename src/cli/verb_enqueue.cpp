@@ -9,6 +9,7 @@
 #include "cli/verbs.hpp"
 #include "hostq/error.hpp"
 #include "store/admin_store.hpp"
+#include "store/job_validation.hpp"
 
 namespace hostq::cli {
 namespace {
@@ -66,19 +67,6 @@ void setTime(NewJob& job, const char* field, const std::string& text) {
   } else {
     job.expires_at = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now()) + *t->in;
   }
-}
-
-// What the store would refuse too, checked here so that `--stdin` can name the line and refuse
-// the whole input before anything is written.
-void check(const NewJob& job) {
-  if (job.tag.empty()) throw ValidationError("tag must not be empty");
-  if (job.queue.find_first_not_of(" \t\r\n") == std::string::npos) throw ValidationError("queue must not be blank");
-  if (job.priority < kMinPriority || job.priority > kMaxPriority) {
-    throw ValidationError("priority must be between 0 and 1000000 (got " + std::to_string(job.priority) + ")");
-  }
-  if (job.strand && job.n_strand) throw ValidationError("strand and n_strand are mutually exclusive");
-  if (job.max_concurrent && !job.n_strand) throw ValidationError("max_concurrent needs n_strand");
-  if (job.on_conflict && !job.singleton) throw ValidationError("on_conflict needs singleton");
 }
 
 NewJob fromFlags(const Options& o) {
@@ -191,7 +179,9 @@ int enqueueStdin(Store& store, const NewJob& defaults, bool quiet) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       NewJob job = fromJson(json::parseObject(line), defaults);
-      check(job);
+      // The store's own rules, checked here so that a bad line is named and refuses the whole
+      // input before anything is written.
+      store::validateNewJob(job);
       jobs.push_back(std::move(job));
       lines.push_back(number);
     } catch (const std::exception& e) {
@@ -257,7 +247,7 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   return [o, &common] {
     if (!o->from_stdin && o->tag.empty()) throw UsageError("TAG is required (or --stdin)");
     NewJob job = fromFlags(*o);
-    if (!o->from_stdin) check(job);
+    if (!o->from_stdin) store::validateNewJob(job);
     auto store = common.connectStore();
     if (o->from_stdin) return enqueueStdin(*store, job, o->quiet);
     if (o->count_opt->count() > 0) {

@@ -22,11 +22,9 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
     auto store = common.connectStore();
     // search_path naming a schema that does not exist yet is legal, and CREATE TABLE would then
     // have nowhere to go: create it, so `--schema` works on an empty database.
-    if (!common.schema.empty()) {
-      // IF NOT EXISTS would otherwise print a NOTICE on every run after the first.
-      store->exec("SET client_min_messages = warning");
-      store->exec("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(common.schema));
-    }
+    // The one statement built here: an identifier cannot be a parameter. (The store's connection
+    // drops NOTICEs, so IF NOT EXISTS stays quiet on every run after the first.)
+    if (!common.schema.empty()) store->exec("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(common.schema));
     const int applied = store->migrate();
     const int version = store->schemaVersion();
     if (applied == 0) {

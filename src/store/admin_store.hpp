@@ -38,6 +38,9 @@ struct GroupCount {
   std::int64_t queued = 0, future = 0, blocked = 0, running = 0, prefetched = 0, held = 0, failed = 0;
 };
 
+/// The rows of the job_counts statement (Store::counts reads them too).
+std::vector<GroupCount> readCounts(const PgResult& result);
+
 class AdminStore {
  public:
   /// Connects (throws DbError). `options` gives the schema and default_max_attempts.

@@ -3,8 +3,20 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <stdexcept>
+
+#include "store/sql_catalog.hpp"
 
 namespace hostq::store {
+
+int PgResult::column(const char* name) const {
+  const int c = m_r ? PQfnumber(m_r.get(), name) : -1;
+  if (c < 0) {
+    throw std::logic_error(std::string("the result of ") + (*m_statement ? m_statement : "a statement") +
+                           " has no column \"" + name + "\"");
+  }
+  return c;
+}
 
 std::int64_t PgResult::i64(int row, int col) const {
   auto t = text(row, col);
@@ -50,24 +62,11 @@ void PgConnection::open() {
   // NOTICEs (e.g. "relation already exists, skipping" from IF NOT EXISTS migrations) are
   // expected chatter; libpq's default would print them to stderr.
   PQsetNoticeProcessor(m_conn, [](void*, const char*) {}, nullptr);
-  // Timestamps are UTC `timestamp without time zone` (inst-jobs); statements still convert now()
-  // explicitly, the session zone only makes ad-hoc SQL (psql, tests) agree. The clock sample is
-  // only used to validate a stranded run_at without an extra round trip.
-  static const Statement kSession{
-      "hostq_session",
-      "SELECT set_config('search_path', CASE WHEN $1 = '' THEN current_setting('search_path') "
-      "ELSE quote_ident($1) END, false), set_config('TimeZone', 'UTC', false), "
-      "(extract(epoch FROM clock_timestamp()) * 1000000)::int8, "
-      "CASE WHEN $2::bool THEN set_config('enable_hashjoin', 'off', false) END, "
-      "CASE WHEN $2::bool THEN set_config('enable_mergejoin', 'off', false) END, "
-      "CASE WHEN $3::int8 > 0 THEN set_config('idle_in_transaction_session_timeout', $3::int8::text, false) END, "
-      "set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '3', false), "
-      "set_config('tcp_keepalives_count', '3', false)"};
-  auto r = exec(kSession,
+  auto r = exec(sql("session"),
                 {Param(m_options.schema), Param(m_options.nested_loop_joins ? "true" : "false"),
                  Param(std::to_string(m_options.idle_in_transaction_timeout.count()))},
                 Phase::Read);
-  const auto dbNow = r.i64(0, 2);
+  const auto dbNow = r.i64(0, r.column("db_now_us"));
   const auto localNow = micros(std::chrono::time_point_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now()));
   m_clockOffset = std::chrono::microseconds(dbNow - localNow);
@@ -85,18 +84,21 @@ void PgConnection::check(PGresult* r, Phase phase, const std::string& context,
   throw e;
 }
 
-PgResult PgConnection::exec(const Statement& st, std::span<const Param> params, Phase phase) {
+void PgConnection::prepare(const Statement& st, Phase phase) {
   if (!ok()) throw DbError(DbErrorKind::ConnectionLost, "", std::string(st.name) + ": not connected");
-  if (std::find(m_prepared.begin(), m_prepared.end(), st.name) == m_prepared.end()) {
-    ++m_statements;
-    // Parameter types are left to the server: every statement casts its parameters itself.
-    PGresult* r = PQprepare(m_conn, st.name, st.sql.c_str(), 0, nullptr);
-    // Preparing has no side effect; a loss here is a plain ConnectionLost.
-    check(r, phase == Phase::Write ? Phase::Read : phase, std::string("prepare ") + st.name,
-          PGRES_COMMAND_OK);
-    PQclear(r);
-    m_prepared.emplace_back(st.name);
-  }
+  if (std::find(m_prepared.begin(), m_prepared.end(), st.name) != m_prepared.end()) return;
+  ++m_statements;
+  // Parameter types are left to the server: every statement casts its parameters itself.
+  PGresult* r = PQprepare(m_conn, st.name, st.sql, 0, nullptr);
+  // Preparing has no side effect; a loss here is a plain ConnectionLost.
+  check(r, phase == Phase::Write ? Phase::Read : phase, std::string("prepare ") + st.name,
+        PGRES_COMMAND_OK);
+  PQclear(r);
+  m_prepared.emplace_back(st.name);
+}
+
+PgResult PgConnection::exec(const Statement& st, std::span<const Param> params, Phase phase) {
+  prepare(st, phase);
   std::vector<const char*> values(params.size());
   std::vector<int> lengths(params.size());
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -107,7 +109,7 @@ PgResult PgConnection::exec(const Statement& st, std::span<const Param> params, 
   PGresult* r = PQexecPrepared(m_conn, st.name, static_cast<int>(params.size()), values.data(),
                                lengths.data(), nullptr, 0);
   check(r, phase, st.name, PGRES_TUPLES_OK);
-  return PgResult(r);
+  return PgResult(r, st.name);
 }
 
 PgResult PgConnection::simple(const std::string& sql, Phase phase) {
@@ -116,6 +118,14 @@ PgResult PgConnection::simple(const std::string& sql, Phase phase) {
   PGresult* r = PQexec(m_conn, sql.c_str());
   check(r, phase, sql.size() > 60 ? sql.substr(0, 60) + "…" : sql, PGRES_COMMAND_OK);
   return PgResult(r);
+}
+
+PgResult PgConnection::simple(const Statement& st, Phase phase) {
+  if (!ok()) throw DbError(DbErrorKind::ConnectionLost, "", std::string(st.name) + ": not connected");
+  ++m_statements;
+  PGresult* r = PQexec(m_conn, st.sql);
+  check(r, phase, st.name, PGRES_COMMAND_OK);
+  return PgResult(r, st.name);
 }
 
 std::int64_t PgConnection::copyIn(const std::string& copySql, const std::string& data) {

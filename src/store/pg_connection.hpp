@@ -17,16 +17,23 @@
 namespace hostq::store {
 
 /// A statement with a stable name; `sql` is prepared on first use on every new connection.
+/// The statements themselves live in src/store/sql/*.sql (store/sql_catalog.hpp).
 struct Statement {
   const char* name;
-  std::string sql;
+  const char* sql;
 };
 
 class PgResult {
  public:
   PgResult() = default;
-  explicit PgResult(PGresult* r) : m_r(r, &PQclear) {}
+  /// `statement` names the result in errors (a string that outlives it).
+  explicit PgResult(PGresult* r, const char* statement = "") : m_r(r, &PQclear), m_statement(statement) {}
   int rows() const { return m_r ? PQntuples(m_r.get()) : 0; }
+  int columns() const { return m_r ? PQnfields(m_r.get()) : 0; }
+  /// The index of the column named `name`. A missing one is a statement out of step with the
+  /// code that reads it: std::logic_error naming the column and the statement. Resolve once per
+  /// result, not per row.
+  int column(const char* name) const;
   bool isNull(int row, int col) const { return PQgetisnull(m_r.get(), row, col) != 0; }
   std::string_view text(int row, int col) const {
     return {PQgetvalue(m_r.get(), row, col), static_cast<std::size_t>(PQgetlength(m_r.get(), row, col))};
@@ -46,6 +53,7 @@ class PgResult {
 
  private:
   std::unique_ptr<PGresult, void (*)(PGresult*)> m_r{nullptr, &PQclear};
+  const char* m_statement = "";
 };
 
 using Param = std::optional<std::string>;
@@ -67,8 +75,14 @@ class PgConnection {
   PgResult exec(const Statement& st, std::initializer_list<Param> params, Phase phase) {
     return exec(st, std::span<const Param>(params.begin(), params.size()), phase);
   }
+  /// Prepares `st` now if this connection has not yet (exec does it on first use): for a caller
+  /// that must not send a Parse later, e.g. inside a measured window.
+  void prepare(const Statement& st, Phase phase);
   /// Simple-protocol query (may hold several statements); throws on error.
   PgResult simple(const std::string& sql, Phase phase);
+  /// A catalog statement through the simple protocol: one that cannot run prepared (VACUUM) or
+  /// must not be planned ahead (a table that may not exist yet).
+  PgResult simple(const Statement& st, Phase phase);
   /// COPY … FROM STDIN with the given text-format payload; returns rows copied.
   std::int64_t copyIn(const std::string& copySql, const std::string& data);
 

@@ -1,5 +1,5 @@
-// Store on libpq. Statement texts live in statements.hpp; this file holds validation, parameter
-// encoding, result decoding, transactions and the retry policy (docs/store.md).
+// Store on libpq. Statement texts live in src/store/sql/*.sql (store/sql_catalog.hpp); this file
+// holds parameter encoding, result decoding, transactions and the retry policy (docs/store.md).
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,10 +17,12 @@
 #include "hostq/store.hpp"
 
 #include "common/process_probe.hpp"
+#include "store/admin_store.hpp"
 #include "store/held_claims.hpp"
 #include "store/job_row.hpp"
+#include "store/job_validation.hpp"
 #include "store/pg_connection.hpp"
-#include "store/statements.hpp"
+#include "store/sql_catalog.hpp"
 
 namespace hostq::detail {
 extern const std::pair<std::string_view, std::string_view> kSqlFiles[];
@@ -30,11 +32,11 @@ extern const std::size_t kSqlFileCount;
 namespace hostq {
 namespace {
 
-using store::parseJob;
+using store::JobRowReader;
 using store::Param;
 using store::PgResult;
 using store::Phase;
-namespace sql = store::sql;
+using store::sql;
 
 /// Transient server-side rollbacks (deadlock, serialization, lock timeout) are retried this often.
 constexpr int kMaxRetries = 3;
@@ -105,7 +107,7 @@ class PgStore final : public Store, public store::HeldClaims {
   int migrate() override {
     return withRetry([&] {
       Transaction txn(*this);
-      m_conn.simple(sql::kMigrateLock, Phase::InTxn);
+      m_conn.exec(sql("migrate_lock"), {}, Phase::InTxn);
       const int current = currentVersion(Phase::InTxn);
       const int latest = latestSchemaVersion();
       if (current > latest) {
@@ -114,21 +116,14 @@ class PgStore final : public Store, public store::HeldClaims {
                                 "); upgrade hostq before using this database");
       }
       if (current == latest) return 0;  // the transaction rolls back: nothing written
-      m_conn.simple(
-          "CREATE TABLE IF NOT EXISTS hostq_schema_migrations ("
-          " version integer PRIMARY KEY, name text NOT NULL,"
-          " applied_at timestamp without time zone NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'))",
-          Phase::InTxn);
+      m_conn.simple(sql("create_migrations_table"), Phase::InTxn);
       int applied = 0;
       for (std::size_t i = 0; i < detail::kSqlFileCount; ++i) {
         const auto& [name, body] = detail::kSqlFiles[i];
         const int v = migrationVersion(name);
         if (v <= current) continue;
         m_conn.simple(std::string(body), Phase::InTxn);
-        static const store::Statement kRecord{
-            "hostq_record_migration",
-            "INSERT INTO hostq_schema_migrations (version, name) VALUES ($1::int, $2::text)"};
-        m_conn.exec(kRecord, {num(v), Param(std::string(name))}, Phase::InTxn);
+        m_conn.exec(sql("record_migration"), {num(v), Param(std::string(name))}, Phase::InTxn);
         ++applied;
       }
       txn.commit();
@@ -166,7 +161,8 @@ class PgStore final : public Store, public store::HeldClaims {
       Transaction txn(*this);
       // now() is fixed for the transaction, so this value is exactly what the insert statement
       // would have used; COPY cannot evaluate expressions itself.
-      const std::int64_t dbNow = m_conn.exec(sql::kNowMicros, {}, Phase::InTxn).i64(0, 0);
+      const PgResult now = m_conn.exec(sql("now_us"), {}, Phase::InTxn);
+      const std::int64_t dbNow = now.i64(0, now.column("now_us"));
       const std::string nowText = store::timestampText(dbNow);
       std::string data;
       data.reserve(jobs.size() * 96);
@@ -204,7 +200,7 @@ class PgStore final : public Store, public store::HeldClaims {
         data += j.expires_at ? store::timestampText(store::micros(*j.expires_at)) : "\\N";
         data += '\n';
       }
-      if (!data.empty()) count += static_cast<std::size_t>(m_conn.copyIn(sql::kCopyJobs, data));
+      if (!data.empty()) count += static_cast<std::size_t>(m_conn.copyIn(sql("copy_jobs").sql, data));
       txn.commit();
       return count;
     });
@@ -239,11 +235,13 @@ class PgStore final : public Store, public store::HeldClaims {
         req.prefetch > 0 ? Param(req.prefetch_owner) : std::nullopt};
     for (int repairs = 0;; ++repairs) {
       try {
-        const auto& st = req.singletons_only ? sql::kReserveSingletons : sql::kReserve;
+        const auto& st = req.singletons_only ? sql("reserve_singletons") : sql("reserve");
         PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
         std::vector<std::pair<std::int64_t, Job>> rows;
         rows.reserve(static_cast<std::size_t>(r.rows()));
-        for (int i = 0; i < r.rows(); ++i) rows.emplace_back(r.i64(i, 0), parseJob(r, i, 1));
+        const int rn = r.column("rn");
+        const JobRowReader job(r);
+        for (int i = 0; i < r.rows(); ++i) rows.emplace_back(r.i64(i, rn), job(i));
         // RETURNING order is unspecified; row numbers are the (priority, run_at, id) order.
         std::sort(rows.begin(), rows.end(),
                   [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -282,7 +280,7 @@ class PgStore final : public Store, public store::HeldClaims {
     std::unordered_map<std::int64_t, std::string> target;
     for (const auto& t : transfers) target[t.id] = t.to;
     return casBatch(
-        sql::kTransfer,
+        sql("transfer"),
         {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
          Param(store::arrayLiteral(std::span<const std::optional<std::string>>(from))),
          Param(store::arrayLiteral(std::span<const std::string>(to)))},
@@ -294,7 +292,7 @@ class PgStore final : public Store, public store::HeldClaims {
   BatchResult complete(std::span<const OwnedJob> jobs) override {
     auto [ids, owners] = split(jobs);
     // After an in-doubt delete, a job that is gone counts as completed: only its owner deletes it.
-    return casBatch(sql::kComplete,
+    return casBatch(sql("complete"),
                     {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
                      Param(store::arrayLiteral(std::span<const std::optional<std::string>>(owners)))},
                     ids, [](std::int64_t, const auto& state) { return !state.has_value(); });
@@ -302,7 +300,7 @@ class PgStore final : public Store, public store::HeldClaims {
 
   BatchResult unlock(std::span<const OwnedJob> jobs) override {
     auto [ids, owners] = split(jobs);
-    return casBatch(sql::kUnlock,
+    return casBatch(sql("unlock"),
                     {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
                      Param(store::arrayLiteral(std::span<const std::optional<std::string>>(owners)))},
                     ids, [](std::int64_t, const auto& state) { return state && !*state; });
@@ -313,7 +311,7 @@ class PgStore final : public Store, public store::HeldClaims {
     const auto params = failParams(failures, false);
     // Not retried after a lost connection: the job may already be rescheduled or moved, and
     // running it again would count a second attempt. The caller gets InDoubt.
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kFail, params, Phase::Write); });
+    PgResult r = withRetry([&] { return m_conn.exec(sql("fail"), params, Phase::Write); });
     return failOutcomes(failures, r);
   }
 
@@ -326,13 +324,14 @@ class PgStore final : public Store, public store::HeldClaims {
       m_conn.simple("BEGIN", Phase::Idle);
       m_batchOpen = true;
       PgResult r = m_conn.exec(
-          sql::kClaimHeld,
+          sql("claim_held"),
           {Param(req.queue), num(req.min_priority), num(req.max_priority), num(std::max(0, limit)),
            num(std::max<std::int64_t>(0, req.forced_latency.count()))},
           Phase::InTxn);
       std::vector<Job> jobs;
       jobs.reserve(static_cast<std::size_t>(r.rows()));
-      for (int i = 0; i < r.rows(); ++i) jobs.push_back(parseJob(r, i, 0));
+      const JobRowReader job(r);
+      for (int i = 0; i < r.rows(); ++i) jobs.push_back(job(i));
       return jobs;
     } catch (...) {
       abandonBatch();
@@ -345,20 +344,20 @@ class PgStore final : public Store, public store::HeldClaims {
     store::HeldCloseResult out;
     auto collect = [](const PgResult& r, const std::vector<std::int64_t>& ids, BatchResult& into) {
       std::unordered_set<std::int64_t> applied;
-      for (int i = 0; i < r.rows(); ++i) applied.insert(r.i64(i, 0));
+      collectIds(r, applied);
       for (auto id : ids) (applied.count(id) ? into.applied : into.mismatched).push_back(id);
     };
     try {
       if (!c.completes.empty()) {
         const std::vector<std::int64_t> ids(c.completes.begin(), c.completes.end());
-        PgResult r = m_conn.exec(sql::kCompleteHeld,
+        PgResult r = m_conn.exec(sql("complete_held"),
                                  {Param(store::arrayLiteral(std::span<const std::int64_t>(ids)))},
                                  Phase::InTxn);
         ++out.statements;
         collect(r, ids, out.completes);
       }
       if (!c.failures.empty()) {
-        PgResult r = m_conn.exec(sql::kFail, failParams(c.failures, true), Phase::InTxn);
+        PgResult r = m_conn.exec(sql("fail"), failParams(c.failures, true), Phase::InTxn);
         ++out.statements;
         out.failures = failOutcomes(c.failures, r);
       }
@@ -372,7 +371,7 @@ class PgStore final : public Store, public store::HeldClaims {
           to.push_back(p.to);
         }
         PgResult r = m_conn.exec(
-            sql::kTransfer,
+            sql("transfer"),
             {Param(store::arrayLiteral(std::span<const std::int64_t>(ids))),
              Param(store::arrayLiteral(std::span<const std::optional<std::string>>(from))),
              Param(store::arrayLiteral(std::span<const std::string>(to)))},
@@ -397,11 +396,11 @@ class PgStore final : public Store, public store::HeldClaims {
     const std::string prefix = host + ":";
     const std::string pattern =
         likeEscape(prefix) + (pid ? std::to_string(*pid) : std::string("%"));
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kLockedLike, {Param(pattern)}, Phase::Read); });
+    PgResult r = withRetry([&] { return m_conn.exec(sql("locked_like"), {Param(pattern)}, Phase::Read); });
     std::vector<Failure> dead;
-    std::unordered_map<int, bool> verdict;
+    const int idCol = r.column("id"), lockedByCol = r.column("locked_by"), lockedAtCol = r.column("locked_at_us");
     for (int i = 0; i < r.rows(); ++i) {
-      const std::string lockedBy = r.str(i, 1);
+      const std::string lockedBy = r.str(i, lockedByCol);
       const std::string suffix = lockedBy.substr(prefix.size());
       if (suffix.empty() || suffix.size() > 9 ||
           !std::all_of(suffix.begin(), suffix.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
@@ -409,10 +408,10 @@ class PgStore final : public Store, public store::HeldClaims {
       }
       const int owner = std::stoi(suffix);
       if (pid && owner != *pid) continue;
-      const std::int64_t lockedAt = r.i64(i, 2);
+      const std::int64_t lockedAt = r.i64(i, lockedAtCol);
       bool isDead = pid.has_value();  // the caller reaped it
       if (!isDead) isDead = processDead(owner, lockedAt);
-      if (isDead) dead.push_back(Failure{r.i64(i, 0), lockedBy, "process died", std::nullopt, true, false});
+      if (isDead) dead.push_back(Failure{r.i64(i, idCol), lockedBy, "process died", std::nullopt, true, false});
     }
     if (dead.empty()) return 0;
     int handled = 0;
@@ -423,10 +422,11 @@ class PgStore final : public Store, public store::HeldClaims {
   int rescheduleLockedBy(std::span<const std::string> names, const std::string& error) override {
     if (names.empty()) return 0;
     const std::string arr = store::arrayLiteral(names);
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kLockedByAny, {Param(arr)}, Phase::Read); });
+    PgResult r = withRetry([&] { return m_conn.exec(sql("locked_by_any"), {Param(arr)}, Phase::Read); });
     std::vector<Failure> failures;
+    const int idCol = r.column("id"), lockedByCol = r.column("locked_by");
     for (int i = 0; i < r.rows(); ++i) {
-      failures.push_back(Failure{r.i64(i, 0), r.str(i, 1), error, std::nullopt, true, false});
+      failures.push_back(Failure{r.i64(i, idCol), r.str(i, lockedByCol), error, std::nullopt, true, false});
     }
     int handled = 0;
     for (const auto& f : fail(failures)) handled += f.outcome != FailOutcome::Mismatch ? 1 : 0;
@@ -434,90 +434,97 @@ class PgStore final : public Store, public store::HeldClaims {
   }
 
   std::int64_t countLockedBy(const std::string& name) override {
-    return withRetry([&] { return m_conn.exec(sql::kCountLockedBy, {Param(name)}, Phase::Read).i64(0, 0); });
+    return withRetry([&] {
+      const PgResult r = m_conn.exec(sql("count_locked_by"), {Param(name)}, Phase::Read);
+      return r.i64(0, r.column("locked"));
+    });
   }
 
   int clearLocks(const std::string& name) override {
     // Idempotent, so a loss is handled like a lost read (Phase::Read) and the statement re-run;
     // the count may then miss rows the lost attempt already unlocked.
     return withRetry([&] {
-      return static_cast<int>(m_conn.exec(sql::kClearLocks, {Param(name)}, Phase::Read).affected());
+      return static_cast<int>(m_conn.exec(sql("clear_locks"), {Param(name)}, Phase::Read).affected());
     });
   }
 
   std::optional<int> unlockOrphanedPrefetchedJobs(std::chrono::seconds olderThan) override {
     PgResult r = withRetry(  // idempotent like clearLocks
-        [&] { return m_conn.exec(sql::kPurgePrefetched, {num(olderThan.count())}, Phase::Read); });
-    if (!r.boolean(0, 0)) return std::nullopt;
-    return r.i32(0, 1);
+        [&] { return m_conn.exec(sql("purge_prefetched"), {num(olderThan.count())}, Phase::Read); });
+    if (!r.boolean(0, r.column("got"))) return std::nullopt;
+    return r.i32(0, r.column("unlocked"));
   }
 
   int hold(std::span<const JobId> ids) override {
     const std::string arr = store::arrayLiteral(ids);
-    return withRetry([&] { return static_cast<int>(m_conn.exec(sql::kHold, {Param(arr)}, Phase::Write).affected()); });
+    return withRetry([&] { return static_cast<int>(m_conn.exec(sql("hold"), {Param(arr)}, Phase::Write).affected()); });
   }
 
   int unhold(std::span<const JobId> ids) override {
     const std::string arr = store::arrayLiteral(ids);
-    return withRetry([&] { return static_cast<int>(m_conn.exec(sql::kUnhold, {Param(arr)}, Phase::Write).affected()); });
+    return withRetry([&] { return static_cast<int>(m_conn.exec(sql("unhold"), {Param(arr)}, Phase::Write).affected()); });
   }
 
   JobId requeueFailed(JobId failedId) override {
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kRequeue, {num(failedId)}, Phase::Write); });
+    PgResult r = withRetry([&] { return m_conn.exec(sql("requeue"), {num(failedId)}, Phase::Write); });
     if (r.rows() == 0) throw ValidationError("no failed job with id " + std::to_string(failedId));
-    return r.i64(0, 0);
+    return r.i64(0, r.column("id"));
   }
 
   std::optional<Job> find(JobId id) override {
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kFind, {num(id)}, Phase::Read); });
+    PgResult r = withRetry([&] { return m_conn.exec(sql("find"), {num(id)}, Phase::Read); });
     if (r.rows() == 0) return std::nullopt;
-    return parseJob(r, 0, 0);
+    return JobRowReader(r)(0);
   }
 
   std::optional<Job> findFailed(JobId id) override {
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kFindFailed, {num(id)}, Phase::Read); });
+    PgResult r = withRetry([&] { return m_conn.exec(sql("find_failed"), {num(id)}, Phase::Read); });
     if (r.rows() == 0) return std::nullopt;
-    return parseJob(r, 0, 0, true);
+    return JobRowReader(r, JobRowReader::Table::Failed)(0);
   }
 
   std::vector<Job> list(ListFlavor flavor, const std::string& key, int limit, int offset) override {
     const store::Statement* st = nullptr;
     switch (flavor) {
-      case ListFlavor::Current: st = &sql::kListCurrent; break;
-      case ListFlavor::Future: st = &sql::kListFuture; break;
-      case ListFlavor::Running: st = &sql::kListRunning; break;
-      case ListFlavor::Failed: st = &sql::kListFailed; break;
-      case ListFlavor::Strand: st = &sql::kListStrand; break;
-      case ListFlavor::Tag: st = &sql::kListTag; break;
+      case ListFlavor::Current: st = &sql("list_current"); break;
+      case ListFlavor::Future: st = &sql("list_future"); break;
+      case ListFlavor::Running: st = &sql("list_running"); break;
+      case ListFlavor::Failed: st = &sql("list_failed"); break;
+      case ListFlavor::Strand: st = &sql("list_strand"); break;
+      case ListFlavor::Tag: st = &sql("list_tag"); break;
     }
     PgResult r = withRetry(
         [&] { return m_conn.exec(*st, {Param(key), num(limit), num(offset)}, Phase::Read); });
     std::vector<Job> out;
-    for (int i = 0; i < r.rows(); ++i) out.push_back(parseJob(r, i, 0, flavor == ListFlavor::Failed));
+    const JobRowReader job(r, flavor == ListFlavor::Failed ? JobRowReader::Table::Failed : JobRowReader::Table::Delayed);
+    for (int i = 0; i < r.rows(); ++i) out.push_back(job(i));
     return out;
   }
 
   std::vector<QueueCount> counts() override {
-    PgResult r = withRetry([&] { return m_conn.exec(sql::kCounts, {}, Phase::Read); });
+    // Every job (no selection), per queue.
+    PgResult r = withRetry([&] {
+      return m_conn.exec(sql("job_counts"), {std::nullopt, std::nullopt, std::nullopt, std::nullopt, Param("queue")},
+                         Phase::Read);
+    });
     std::vector<QueueCount> out;
-    for (int i = 0; i < r.rows(); ++i) {
-      out.push_back(QueueCount{r.str(i, 0), r.i64(i, 1), r.i64(i, 2), r.i64(i, 3), r.i64(i, 4),
-                               r.i64(i, 5), r.i64(i, 6), r.i64(i, 7)});
+    for (const auto& c : store::readCounts(r)) {
+      out.push_back(QueueCount{c.key, c.queued, c.future, c.blocked, c.running, c.prefetched, c.held, c.failed});
     }
     return out;
   }
 
   bool hasRunnable(const std::string& queue, int minPriority, int maxPriority) override {
     PgResult r = withRetry([&] {
-      return m_conn.exec(sql::kHasRunnable, {Param(queue), num(minPriority), num(maxPriority)},
+      return m_conn.exec(sql("has_runnable"), {Param(queue), num(minPriority), num(maxPriority)},
                          Phase::Read);
     });
-    return r.boolean(0, 0);
+    return r.boolean(0, r.column("runnable"));
   }
 
   // --- wake-ups ---------------------------------------------------------------------------------
   void listen() override {
-    withRetry([&] { m_conn.simple("LISTEN hostq_jobs", Phase::Read); return 0; });
+    withRetry([&] { m_conn.simple(sql("listen"), Phase::Read); return 0; });
     m_listening = true;
   }
 
@@ -545,7 +552,7 @@ class PgStore final : public Store, public store::HeldClaims {
     reconnectWithBackoff();
   }
   bool connected() const override { return m_conn.ok(); }
-  void ping() override { m_conn.simple("SELECT 1", Phase::Read); }
+  void ping() override { m_conn.exec(sql("ping"), {}, Phase::Read); }
 
  private:
   /// BEGIN now, ROLLBACK on scope exit unless committed. COMMIT is the one write whose loss
@@ -575,18 +582,9 @@ class PgStore final : public Store, public store::HeldClaims {
 
   static bool isPlain(const NewJob& j) { return !j.strand && !j.n_strand && !j.singleton; }
 
+  /// The rules of every new job, then the one that needs the database clock.
   void validate(const NewJob& j) const {
-    if (blank(j.queue)) throw ValidationError("queue name can't be blank");
-    if (j.priority < kMinPriority || j.priority > kMaxPriority) {
-      throw ValidationError("priority " + std::to_string(j.priority) + " is outside " +
-                            std::to_string(kMinPriority) + ".." + std::to_string(kMaxPriority));
-    }
-    if (j.strand && j.n_strand) throw ValidationError("strand and n_strand are mutually exclusive");
-    if (j.on_conflict && !j.singleton) throw ValidationError("on_conflict needs a singleton");
-    if (j.max_concurrent && *j.max_concurrent < 1) throw ValidationError("max_concurrent must be >= 1");
-    if (j.max_attempts && *j.max_attempts < 1 && *j.max_attempts != -1 && *j.max_attempts != 0) {
-      throw ValidationError("max_attempts must be positive");
-    }
+    store::validateNewJob(j);
     if (j.strand || j.n_strand) {
       // A stranded job far in the future would block its whole strand until then (inst-jobs).
       // The database clock is estimated from the offset sampled at connect: good to a few ms,
@@ -622,24 +620,29 @@ class PgStore final : public Store, public store::HeldClaims {
         j.expires_at ? num(store::micros(*j.expires_at)) : std::nullopt,
         j.singleton,
         Param(onConflictName(j.on_conflict.value_or(OnConflict::UseEarliest)))};
-    PgResult r = m_conn.exec(sql::kInsert, params, phase);
+    PgResult r = m_conn.exec(sql("insert"), params, phase);
     if (r.rows() == 0) return Enqueued{0, EnqueueResult::Dropped};
-    return Enqueued{r.i64(0, 0), r.boolean(0, 1) ? EnqueueResult::Inserted : EnqueueResult::Updated};
+    return Enqueued{r.i64(0, r.column("id")),
+                    r.boolean(0, r.column("inserted")) ? EnqueueResult::Inserted : EnqueueResult::Updated};
   }
 
   int currentVersion(Phase phase) {
-    if (!m_conn.simple(sql::kMigrationsTableExists, phase).boolean(0, 0)) return 0;
-    return m_conn.simple(sql::kMaxVersion, phase).i32(0, 0);
+    // Both through the simple protocol: a prepared statement naming a table that does not exist
+    // yet could not be planned, and would stay prepared on this connection.
+    const PgResult exists = m_conn.simple(sql("migrations_table_exists"), phase);
+    if (!exists.boolean(0, exists.column("present"))) return 0;
+    const PgResult version = m_conn.simple(sql("schema_version"), phase);
+    return version.i32(0, version.column("version"));
   }
 
   /// Returns true if the reservation should be retried.
   bool repairSingleton(const std::string& singleton) {
     return withRetry([&] {
       Transaction txn(*this);
-      m_conn.exec(sql::kSingletonLock, {Param(singleton)}, Phase::InTxn);
-      PgResult r = m_conn.exec(sql::kSingletonRepair, {Param(singleton)}, Phase::InTxn);
-      const auto running = r.i64(0, 0);
-      const auto fixed = r.i64(0, 1);
+      m_conn.exec(sql("singleton_lock"), {Param(singleton)}, Phase::InTxn);
+      PgResult r = m_conn.exec(sql("singleton_repair"), {Param(singleton)}, Phase::InTxn);
+      const auto running = r.i64(0, r.column("running"));
+      const auto fixed = r.i64(0, r.column("fixed"));
       txn.commit();
       // One running twin and nothing to demote: the violation was something else; give up.
       return !(running == 1 && fixed == 0);
@@ -662,7 +665,7 @@ class PgStore final : public Store, public store::HeldClaims {
     return out;
   }
 
-  /// kFail's parameters. `held`: the rows are claimed by this connection's open batch, i.e.
+  /// The fail statement's parameters. `held`: the rows are claimed by this connection's open batch, i.e.
   /// still read locked_by IS NULL.
   std::vector<Param> failParams(std::span<const Failure> failures, bool held) const {
     std::vector<std::int64_t> ids;
@@ -696,7 +699,8 @@ class PgStore final : public Store, public store::HeldClaims {
 
   std::vector<FailResult> failOutcomes(std::span<const Failure> failures, const PgResult& r) const {
     std::unordered_map<std::int64_t, std::pair<bool, int>> done;
-    for (int i = 0; i < r.rows(); ++i) done[r.i64(i, 0)] = {r.boolean(i, 1), r.i32(i, 2)};
+    const int id = r.column("id"), permanent = r.column("permanent"), attempts = r.column("new_attempts");
+    for (int i = 0; i < r.rows(); ++i) done[r.i64(i, id)] = {r.boolean(i, permanent), r.i32(i, attempts)};
     std::vector<FailResult> out;
     for (const auto& f : failures) {
       FailResult fr{f.id, FailOutcome::Mismatch, 0};
@@ -724,6 +728,12 @@ class PgStore final : public Store, public store::HeldClaims {
     }
   }
 
+  /// The ids a CAS statement returned (those it applied to).
+  static void collectIds(const PgResult& r, std::unordered_set<std::int64_t>& into) {
+    const int id = r.column("id");
+    for (int i = 0; i < r.rows(); ++i) into.insert(r.i64(i, id));
+  }
+
   /// One CAS statement for the batch. If the connection dies with the statement in flight, the
   /// effect is re-checked instead of guessed: after reconnecting, rows already in the target
   /// state count as applied (`reached(id, state)`, state = nullopt when the row is gone, else its
@@ -736,16 +746,17 @@ class PgStore final : public Store, public store::HeldClaims {
     std::vector<Param> params(paramList);
     std::unordered_set<std::int64_t> applied;
     try {
-      PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
-      for (int i = 0; i < r.rows(); ++i) applied.insert(r.i64(i, 0));
+      const PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
+      collectIds(r, applied);
     } catch (const DbError& e) {
       if (!e.isInDoubt()) throw;
       reconnectWithBackoff();
       PgResult states = withRetry([&] {
-        return m_conn.exec(sql::kLockStates, {params[0]}, Phase::Read);
+        return m_conn.exec(sql("lock_states"), {params[0]}, Phase::Read);
       });
       std::unordered_map<std::int64_t, std::optional<std::string>> now;
-      for (int i = 0; i < states.rows(); ++i) now[states.i64(i, 0)] = states.optStr(i, 1);
+      const int idCol = states.column("id"), lockedByCol = states.column("locked_by");
+      for (int i = 0; i < states.rows(); ++i) now[states.i64(i, idCol)] = states.optStr(i, lockedByCol);
       for (auto id : ids) {
         auto it = now.find(id);
         const auto state = it == now.end() ? std::optional<std::optional<std::string>>()
@@ -753,8 +764,8 @@ class PgStore final : public Store, public store::HeldClaims {
         if (reached(id, state)) applied.insert(id);
       }
       // A second loss now is reported as InDoubt again: the caller reconciles.
-      PgResult r = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
-      for (int i = 0; i < r.rows(); ++i) applied.insert(r.i64(i, 0));
+      const PgResult again = withRetry([&] { return m_conn.exec(st, params, Phase::Write); });
+      collectIds(again, applied);
     }
     for (auto id : ids) (applied.count(id) ? out.applied : out.mismatched).push_back(id);
     return out;
@@ -777,7 +788,7 @@ class PgStore final : public Store, public store::HeldClaims {
     for (int attempt = 0;; ++attempt) {
       try {
         m_conn.open();
-        if (m_listening) m_conn.simple("LISTEN hostq_jobs", Phase::Read);
+        if (m_listening) m_conn.simple(sql("listen"), Phase::Read);
         return;
       } catch (const DbError&) {
         if (attempt + 1 >= std::max(1, m_options.reconnect_attempts)) throw;

@@ -43,13 +43,12 @@ void DbTest::SetUp() {
   }
   m_url = *url;
   m_schema = schemaNameFor(::testing::UnitTest::GetInstance()->current_test_info());
-  m_side = PQconnectdb(m_url.c_str());
-  ASSERT_EQ(PQstatus(m_side), CONNECTION_OK) << PQerrorMessage(m_side);
-  PGresult* r = PQexec(m_side, ("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE; CREATE SCHEMA " +
-                                m_schema + "; SET search_path = " + m_schema + "; SET TimeZone = 'UTC'")
-                                   .c_str());
-  ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(m_side);
-  PQclear(r);
+  StoreOptions side;
+  side.schema = m_schema;  // search_path may name a schema that does not exist yet
+  side.application_name = "hostq-test side";
+  m_side = std::make_unique<store::PgConnection>(m_url, side);
+  ASSERT_NO_THROW(m_side->open());
+  ASSERT_NO_THROW(sql("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE; CREATE SCHEMA " + m_schema));
   store = connectStore();
   if (migrateOnSetUp()) {
     ASSERT_GT(store->migrate(), 0);
@@ -58,11 +57,14 @@ void DbTest::SetUp() {
 
 void DbTest::TearDown() {
   store.reset();
-  if (m_side != nullptr) {
-    PQclear(PQexec(m_side, ("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE").c_str()));
-    PQfinish(m_side);
-    m_side = nullptr;
+  if (m_side && m_side->ok()) {
+    try {
+      sql("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "dropping the test schema: " << e.what();
+    }
   }
+  m_side.reset();
 }
 
 std::unique_ptr<Store> DbTest::connectStore(std::optional<StoreOptions> options) const {
@@ -73,19 +75,9 @@ std::unique_ptr<Store> DbTest::connectStore(std::optional<StoreOptions> options)
 }
 
 std::string DbTest::query(const std::string& statement) const {
-  PGresult* r = PQexec(m_side, statement.c_str());
-  const auto status = PQresultStatus(r);
-  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-    std::string msg = PQresultErrorMessage(r);
-    PQclear(r);
-    throw std::runtime_error("test query failed: " + statement + ": " + msg);
-  }
-  std::string out;
-  if (status == PGRES_TUPLES_OK && PQntuples(r) > 0) {
-    out = PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0);
-  }
-  PQclear(r);
-  return out;
+  const auto r = m_side->simple(statement, store::Phase::Write);
+  if (r.rows() == 0 || r.columns() == 0) return "";
+  return r.isNull(0, 0) ? "NULL" : r.str(0, 0);
 }
 
 NewJob DbTest::job(std::string tag) {

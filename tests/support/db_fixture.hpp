@@ -5,13 +5,13 @@
 // from the test name and the pid), so `ctest -j` runs cases side by side; advisory-lock keys are
 // database-wide, which only ever makes parallel cases wait for each other briefly.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "hostq/store.hpp"
+#include "store/pg_connection.hpp"
 
 namespace hostq::test {
 
@@ -45,8 +45,9 @@ class DbTest : public ::testing::Test {
   /// Another Store on this test's schema (e.g. one per thread).
   std::unique_ptr<Store> connectStore(std::optional<StoreOptions> options = std::nullopt) const;
 
-  /// Runs SQL on a side connection (search_path = this schema) and returns the first column of
-  /// the first row ("" when there is none, "NULL" for a null).
+  /// Runs SQL on a side connection (search_path = this schema, the store's session settings)
+  /// and returns the first column of the first row ("" when there is none, "NULL" for a null).
+  /// Throws DbError when the statement fails.
   std::string query(const std::string& sql) const;
   std::int64_t queryInt(const std::string& sql) const { return std::stoll(query(sql)); }
   void sql(const std::string& statement) const { (void)query(statement); }
@@ -73,7 +74,7 @@ class DbTest : public ::testing::Test {
  private:
   std::string m_url;
   std::string m_schema;
-  PGconn* m_side = nullptr;
+  std::unique_ptr<store::PgConnection> m_side;
 };
 
 }  // namespace hostq::test

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -293,33 +292,30 @@ Sql::Sql(std::string database_url, std::string schema) : m_url(std::move(databas
   connect();
 }
 
-Sql::~Sql() {
-  if (m_conn) PQfinish(static_cast<PGconn*>(m_conn));
-}
+Sql::~Sql() = default;
 
 void Sql::connect() {
-  if (m_conn) PQfinish(static_cast<PGconn*>(m_conn));
-  m_conn = PQconnectdb(m_url.c_str());
-  if (PQstatus(static_cast<PGconn*>(m_conn)) != CONNECTION_OK)
-    throw std::runtime_error(std::string("test connection: ") + PQerrorMessage(static_cast<PGconn*>(m_conn)));
-  PQclear(PQexec(static_cast<PGconn*>(m_conn), ("SET search_path = " + m_schema + "; SET TimeZone = 'UTC'").c_str()));
+  StoreOptions o;
+  o.schema = m_schema;
+  o.application_name = "hostq-test side";
+  m_conn = std::make_unique<store::PgConnection>(m_url, o);
+  m_conn->open();  // the store's session: search_path, TimeZone UTC
 }
 
 std::vector<std::string> Sql::column(const std::string& sql) {
   for (int attempt = 0;; ++attempt) {
-    auto* c = static_cast<PGconn*>(m_conn);
-    PGresult* r = PQexec(c, sql.c_str());
-    const auto st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    std::string msg;
+    try {
+      const auto r = m_conn->simple(sql, store::Phase::Write);
       std::vector<std::string> out;
-      if (st == PGRES_TUPLES_OK)
-        for (int i = 0; i < PQntuples(r); ++i) out.push_back(PQgetisnull(r, i, 0) ? "NULL" : PQgetvalue(r, i, 0));
-      PQclear(r);
+      if (r.columns() > 0) {
+        for (int i = 0; i < r.rows(); ++i) out.push_back(r.isNull(i, 0) ? "NULL" : r.str(i, 0));
+      }
       return out;
+    } catch (const DbError& e) {
+      msg = e.what();
     }
-    std::string msg = PQresultErrorMessage(r);
-    PQclear(r);
-    if (PQstatus(c) != CONNECTION_OK && attempt < 1) {
+    if (!m_conn->ok() && attempt < 1) {
       // A restarted database: connect again (with a deadline) and retry once.
       pollUntil(
           [&] {

@@ -149,7 +149,7 @@ class Sql {
  private:
   void connect();
   std::string m_url, m_schema;
-  void* m_conn = nullptr;  // PGconn*, kept out of the header
+  std::unique_ptr<store::PgConnection> m_conn;
 };
 
 /// Checks every id in `enqueued` against the append lines and the schema's tables. A rerun is
