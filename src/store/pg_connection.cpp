@@ -97,7 +97,8 @@ void PgConnection::prepare(const Statement& st, Phase phase) {
   m_prepared.emplace_back(st.name);
 }
 
-PgResult PgConnection::exec(const Statement& st, std::span<const Param> params, Phase phase) {
+PgResult PgConnection::exec(const Statement& st, std::span<const Param> params, Phase phase,
+                            ResultFormat format) {
   prepare(st, phase);
   std::vector<const char*> values(params.size());
   std::vector<int> lengths(params.size());
@@ -107,7 +108,7 @@ PgResult PgConnection::exec(const Statement& st, std::span<const Param> params, 
   }
   ++m_statements;
   PGresult* r = PQexecPrepared(m_conn, st.name, static_cast<int>(params.size()), values.data(),
-                               lengths.data(), nullptr, 0);
+                               lengths.data(), nullptr, static_cast<int>(format));
   check(r, phase, st.name, PGRES_TUPLES_OK);
   return PgResult(r, st.name);
 }

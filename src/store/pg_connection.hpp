@@ -42,6 +42,8 @@ class PgResult {
   std::int64_t i64(int row, int col) const;
   int i32(int row, int col) const { return static_cast<int>(i64(row, col)); }
   bool boolean(int row, int col) const { return text(row, col) == "t"; }
+  /// Whether column `col` came in binary format (exec with ResultFormat::Binary).
+  bool binary(int col) const { return PQfformat(m_r.get(), col) == 1; }
   std::optional<std::string> optStr(int row, int col) const {
     return isNull(row, col) ? std::nullopt : std::optional<std::string>(str(row, col));
   }
@@ -71,9 +73,14 @@ class PgConnection {
   bool ok() const { return m_conn != nullptr && PQstatus(m_conn) == CONNECTION_OK; }
   PGconn* raw() const { return m_conn; }
 
-  PgResult exec(const Statement& st, std::span<const Param> params, Phase phase);
-  PgResult exec(const Statement& st, std::initializer_list<Param> params, Phase phase) {
-    return exec(st, std::span<const Param>(params.begin(), params.size()), phase);
+  /// Binary: every result column in PostgreSQL's binary format (for a hot statement whose
+  /// reader decodes it: see PgResult::binary); parameters stay text.
+  enum class ResultFormat { Text = 0, Binary = 1 };
+  PgResult exec(const Statement& st, std::span<const Param> params, Phase phase,
+                ResultFormat format = ResultFormat::Text);
+  PgResult exec(const Statement& st, std::initializer_list<Param> params, Phase phase,
+                ResultFormat format = ResultFormat::Text) {
+    return exec(st, std::span<const Param>(params.begin(), params.size()), phase, format);
   }
   /// Prepares `st` now if this connection has not yet (exec does it on first use): for a caller
   /// that must not send a Parse later, e.g. inside a measured window.

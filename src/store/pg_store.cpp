@@ -32,7 +32,9 @@ extern const std::size_t kSqlFileCount;
 namespace hostq {
 namespace {
 
+using store::ClaimedRowReader;
 using store::JobRowReader;
+using store::PgConnection;
 using store::Param;
 using store::PgResult;
 using store::Phase;
@@ -327,10 +329,10 @@ class PgStore final : public Store, public store::HeldClaims {
           sql("claim_held"),
           {Param(req.queue), num(req.min_priority), num(req.max_priority), num(std::max(0, limit)),
            num(std::max<std::int64_t>(0, req.forced_latency.count()))},
-          Phase::InTxn);
+          Phase::InTxn, PgConnection::ResultFormat::Binary);
       std::vector<Job> jobs;
       jobs.reserve(static_cast<std::size_t>(r.rows()));
-      const JobRowReader job(r);
+      const ClaimedRowReader job(r);
       for (int i = 0; i < r.rows(); ++i) jobs.push_back(job(i));
       return jobs;
     } catch (...) {

@@ -44,8 +44,8 @@ RETURNING lj.rn, {{delayed_job_columns}}
 -- Nothing is written, so other claimers (hostq servers, inst-jobs' own workers) skip these rows
 -- until COMMIT while they still read locked_by IS NULL. Singletons are left to the written-lock
 -- claim: their unique indexes are keyed on locked_by. $1 queue, $2/$3 priority range, $4 limit,
--- $5 forced latency µs.
-SELECT {{delayed_job_columns}} FROM delayed_jobs
+-- $5 forced latency µs. Results in binary: store::ClaimedRowReader.
+SELECT {{claimed_job_columns}} FROM delayed_jobs
  WHERE run_at <= (now() AT TIME ZONE 'UTC') - $5::int8 * interval '1 microsecond'
    AND locked_at IS NULL AND next_in_strand = true AND singleton IS NULL
    AND priority BETWEEN $2::int AND $3::int AND queue = $1::varchar
