@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 
 namespace hostq::test {
 
