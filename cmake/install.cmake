@@ -1,4 +1,6 @@
 # Installs libhostq with a CMake package (find_package(hostq) → hostq::hostq) and a pkg-config file.
+# Public headers are include/hostq/ and the generated hostq/version.hpp; libhostq_shm.a is
+# installed for the static link only (no headers), the embedded PostgreSQL not at all.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 install(TARGETS hostq hostq_shm EXPORT hostqTargets
@@ -6,9 +8,9 @@ install(TARGETS hostq hostq_shm EXPORT hostqTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS hostq-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hostq DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/shm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hostq DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp")
+install(FILES ${HOSTQ_GENERATED_INCLUDE}/hostq/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hostq)
 install(EXPORT hostqTargets NAMESPACE hostq:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/hostq)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/hostqConfig.cmake.in
   ${PROJECT_BINARY_DIR}/hostqConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/hostq)

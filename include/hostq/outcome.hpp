@@ -23,7 +23,11 @@ class Outcome {
     return o;
   }
   bool ok() const noexcept { return !m_error.has_value(); }
-  const std::string& error() const noexcept { return *m_error; }
+  /// The failure's message; empty on a success (check ok(): a failure's message may be empty too).
+  const std::string& error() const noexcept {
+    static const std::string kNone;
+    return m_error ? *m_error : kNone;
+  }
   const std::optional<TimePoint>& runAt() const noexcept { return m_runAt; }
 
  private:

@@ -63,9 +63,8 @@ class Worker {
   const std::string& name() const noexcept;
   std::uint64_t jobsRun() const noexcept;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> m_impl;
 };
 

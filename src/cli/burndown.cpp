@@ -23,7 +23,8 @@
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "hostq/pool.hpp"
-#include "hostq/store.hpp"
+#include "store/quote_ident.hpp"
+#include "store/store.hpp"
 #include "pool/embedded_postgres.hpp"
 #include "store/pg_connection.hpp"
 #include "store/sql_catalog.hpp"
@@ -109,14 +110,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string quoteIdent(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + '"';
-}
+using store::quoteIdent;
 
 void sleepMs(int ms) {
   timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};

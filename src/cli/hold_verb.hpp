@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "cli/selector_flags.hpp"
-#include "store/admin_store.hpp"
 #include "cli/verbs.hpp"
 
 namespace hostq::cli {
@@ -23,16 +22,11 @@ inline VerbMain holdVerb(CLI::App& cmd, const CommonOptions& common, bool hold) 
              " N\"; given ids alone, exits 1 if fewer than all of them were " + done + ".");
   return [ids, select, &common, hold, done] {
     if (ids->empty() && !select->any()) throw UsageError("give job ids or --tag, --strand, --queue");
-    if (select->any()) {
-      store::AdminStore admin(common.databaseUrl(), common.storeOptions());
-      const auto selector = select->selector(*ids);
-      std::printf("%s %d\n", done, hold ? admin.hold(selector) : admin.unhold(selector));
-      return 0;
-    }
-    auto store = common.connectStore();
-    const int n = hold ? store->hold(*ids) : store->unhold(*ids);
+    auto client = common.client();
+    const auto selector = select->selector(*ids);
+    const int n = hold ? client.hold(selector) : client.unhold(selector);
     std::printf("%s %d\n", done, n);
-    if (static_cast<std::size_t>(n) < ids->size()) {
+    if (!select->any() && static_cast<std::size_t>(n) < ids->size()) {
       std::fprintf(stderr, "hostq %s: %zu of %zu jobs not %s (%s)\n", hold ? "hold" : "unhold", ids->size() - n,
                    ids->size(), done,
                    hold ? "no such job, already held, or locked by a worker" : "no such job, or not held");

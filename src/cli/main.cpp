@@ -44,14 +44,13 @@ std::string CommonOptions::databaseUrl() const { return resolveDatabaseUrl(datab
 std::string CommonOptions::socketPath() const { return resolveSocketPath(socket); }
 std::string CommonOptions::hostName() const { return resolveHostname(hostname); }
 
-StoreOptions CommonOptions::storeOptions() const {
-  StoreOptions o;
+Client CommonOptions::client() const {
+  ClientOptions o;
+  o.database_url = databaseUrl();
   o.schema = schema;
   o.application_name = "hostq-cli";
-  return o;
+  return Client(std::move(o));
 }
-
-std::unique_ptr<Store> CommonOptions::connectStore() const { return Store::connect(databaseUrl(), storeOptions()); }
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "store/admin_store.hpp"
+#include "hostq/job_selector.hpp"
 
 namespace hostq::cli {
 
@@ -23,8 +23,8 @@ struct SelectorFlags {
     queue_opt = cmd.add_option("--queue", queue, "only jobs of this queue" + what);
   }
   bool any() const { return tag_opt->count() + strand_opt->count() + queue_opt->count() > 0; }
-  store::JobSelector selector(std::vector<JobId> ids = {}) const {
-    store::JobSelector s;
+  JobSelector selector(std::vector<JobId> ids = {}) const {
+    JobSelector s;
     s.ids = std::move(ids);
     if (tag_opt->count() > 0) s.tag = tag;
     if (strand_opt->count() > 0) s.strand = strand;

@@ -1,8 +1,6 @@
 // hostq cleanup --failed-older-than DURATION
 #include <cstdio>
 
-#include "store/admin_store.hpp"
-
 #include "cli/verbs.hpp"
 #include "hostq/error.hpp"
 #include "pool/config_parse.hpp"
@@ -22,8 +20,7 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   return [olderThan, &common] {
     const auto d = config_detail::parseLongDuration(*olderThan);
     if (!d) throw UsageError("--failed-older-than: not a duration: " + *olderThan);
-    store::AdminStore admin(common.databaseUrl(), common.storeOptions());
-    std::printf("deleted %lld\n", static_cast<long long>(admin.cleanupFailed(*d)));
+    std::printf("deleted %lld\n", static_cast<long long>(common.client().cleanupFailed(*d)));
     return 0;
   };
 }

@@ -30,8 +30,9 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
       "  hostq destroy --failed --strand import/acme");
   return [o, &common] {
     if (o->ids.empty() && !o->select.any()) throw UsageError("give job ids or --tag, --strand, --queue");
-    store::AdminStore admin(common.databaseUrl(), common.storeOptions());
-    std::printf("destroyed %d\n", admin.destroy(o->select.selector(o->ids), o->failed));
+    auto client = common.client();
+    const auto selector = o->select.selector(o->ids);
+    std::printf("destroyed %d\n", o->failed ? client.destroyFailed(selector) : client.destroy(selector));
     return 0;
   };
 }

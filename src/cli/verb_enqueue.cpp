@@ -8,7 +8,6 @@
 #include "cli/times.hpp"
 #include "cli/verbs.hpp"
 #include "hostq/error.hpp"
-#include "store/admin_store.hpp"
 #include "store/job_validation.hpp"
 
 namespace hostq::cli {
@@ -153,16 +152,16 @@ void printOutcome(const Enqueued& e) {
 
 // Plain copies: one INSERT … SELECT per chunk, which hands the ids back (COPY would not). Other
 // copies go through the singleton/strand logic one row at a time, in transactions of kManyChunk.
-int enqueueCopies(Store& store, store::AdminStore& admin, const NewJob& job, std::size_t count, bool quiet) {
+int enqueueCopies(Client& client, const NewJob& job, std::size_t count, bool quiet) {
   const bool plain = isPlain(job);
   for (std::size_t done = 0; done < count;) {
     const std::size_t n = std::min(count - done, plain ? kBulkChunk : kManyChunk);
     if (plain) {
-      for (JobId id : admin.enqueueCopies(job, static_cast<std::int64_t>(n))) {
+      for (JobId id : client.enqueueCopies(job, static_cast<std::int64_t>(n))) {
         if (!quiet) std::printf("%lld\n", static_cast<long long>(id));
       }
     } else {
-      for (const auto& e : store.enqueueMany(std::vector<NewJob>(n, job))) {
+      for (const auto& e : client.enqueueMany(std::vector<NewJob>(n, job))) {
         if (!quiet) printOutcome(e);
       }
     }
@@ -171,7 +170,7 @@ int enqueueCopies(Store& store, store::AdminStore& admin, const NewJob& job, std
   return 0;
 }
 
-int enqueueStdin(Store& store, const NewJob& defaults, bool quiet) {
+int enqueueStdin(Client& client, const NewJob& defaults, bool quiet) {
   std::vector<NewJob> jobs;
   std::vector<std::size_t> lines;
   std::string line;
@@ -193,7 +192,7 @@ int enqueueStdin(Store& store, const NewJob& defaults, bool quiet) {
   try {
     for (; done < jobs.size(); done += kManyChunk) {
       const std::size_t n = std::min(jobs.size() - done, kManyChunk);
-      for (const auto& e : store.enqueueMany(std::span(jobs).subspan(done, n))) {
+      for (const auto& e : client.enqueueMany(std::span(jobs).subspan(done, n))) {
         if (!quiet) printOutcome(e);
       }
     }
@@ -248,13 +247,10 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
     if (!o->from_stdin && o->tag.empty()) throw UsageError("TAG is required (or --stdin)");
     NewJob job = fromFlags(*o);
     if (!o->from_stdin) store::validateNewJob(job);
-    auto store = common.connectStore();
-    if (o->from_stdin) return enqueueStdin(*store, job, o->quiet);
-    if (o->count_opt->count() > 0) {
-      store::AdminStore admin(common.databaseUrl(), common.storeOptions());
-      return enqueueCopies(*store, admin, job, o->count, o->quiet);
-    }
-    const auto outcome = store->enqueue(job);
+    auto client = common.client();
+    if (o->from_stdin) return enqueueStdin(client, job, o->quiet);
+    if (o->count_opt->count() > 0) return enqueueCopies(client, job, o->count, o->quiet);
+    const auto outcome = client.enqueue(job);
     if (!o->quiet) printOutcome(outcome);
     return 0;
   };

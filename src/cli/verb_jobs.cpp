@@ -10,7 +10,6 @@
 #include "cli/times.hpp"
 #include "cli/verbs.hpp"
 #include "common/json.hpp"
-#include "store/queue_count_json.hpp"
 
 namespace hostq::cli {
 namespace {
@@ -86,9 +85,9 @@ std::string toJson(const Job& job, const std::string& st) {
   return dumpJson(w);
 }
 
-int listCounts(store::AdminStore& admin, const Options& o) {
-  const auto by = *store::parseCountBy(o.by);
-  const auto counts = admin.counts(by, o.select.selector());
+int listCounts(Client& client, const Options& o) {
+  const auto by = *parseCountBy(o.by);
+  const auto counts = client.counts(by, o.select.selector());
   if (o.json) {
     for (const auto& c : counts) {
       // The grouping key first, named after --by, then the states: as `hostq jobs --counts`.
@@ -117,8 +116,8 @@ int listCounts(store::AdminStore& admin, const Options& o) {
   return 0;
 }
 
-int listFailed(store::AdminStore& admin, const Options& o) {
-  const auto jobs = admin.listFailed(o.select.selector(), o.limit);
+int listFailed(Client& client, const Options& o) {
+  const auto jobs = client.listFailed(o.select.selector(), o.limit);
   if (o.json) {
     for (const auto& j : jobs) std::printf("%s\n", toJson(j, "failed").c_str());
     return 0;
@@ -134,15 +133,15 @@ int listFailed(store::AdminStore& admin, const Options& o) {
   return 0;
 }
 
-int listLive(store::AdminStore& admin, const Options& o, std::optional<store::JobState> state) {
-  const auto jobs = admin.list(o.select.selector(), state, o.limit);
+int listLive(Client& client, const Options& o, std::optional<JobState> state) {
+  const auto jobs = client.list(o.select.selector(), state, o.limit);
   if (o.json) {
-    for (const auto& [j, st] : jobs) std::printf("%s\n", toJson(j, store::toString(st)).c_str());
+    for (const auto& [j, st] : jobs) std::printf("%s\n", toJson(j, toString(st)).c_str());
     return 0;
   }
   std::vector<std::vector<std::string>> rows{{"ID", "QUEUE", "PRI", "STATE", "ATT", "RUN_AT", "TAG", "STRAND", "SINGLETON", "LOCKED_BY"}};
   for (const auto& [j, st] : jobs) {
-    rows.push_back({std::to_string(j.id), j.queue, std::to_string(j.priority), store::toString(st),
+    rows.push_back({std::to_string(j.id), j.queue, std::to_string(j.priority), toString(st),
                     std::to_string(j.attempts), formatTime(j.run_at, false), cell(j.tag, 40), cell(j.strand, 40),
                     cell(j.singleton, 40), cell(j.locked_by, 40)});
   }
@@ -177,11 +176,11 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
       "  hostq jobs --counts\n"
       "  hostq jobs --counts --by strand --queue imports");
   return [o, &common] {
-    store::AdminStore admin(common.databaseUrl(), common.storeOptions());
-    if (o->counts) return listCounts(admin, *o);
-    const auto state = store::parseJobState(o->state);
-    if (o->failed || state == store::JobState::Failed) return listFailed(admin, *o);
-    return listLive(admin, *o, state);
+    auto client = common.client();
+    if (o->counts) return listCounts(client, *o);
+    const auto state = parseJobState(o->state);
+    if (o->failed || state == JobState::Failed) return listFailed(client, *o);
+    return listLive(client, *o, state);
   };
 }
 

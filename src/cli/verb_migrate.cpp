@@ -6,27 +6,13 @@
 namespace hostq::cli {
 namespace {
 
-// Double-quoted identifier: --schema comes from a user and ends up in SQL text.
-std::string quoteIdent(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + '"';
-}
-
 VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   cmd.footer("Safe to run again and from several hosts at once; prints the version it left the schema at.");
   return [&common] {
-    auto store = common.connectStore();
-    // search_path naming a schema that does not exist yet is legal, and CREATE TABLE would then
-    // have nowhere to go: create it, so `--schema` works on an empty database.
-    // The one statement built here: an identifier cannot be a parameter. (The store's connection
-    // drops NOTICEs, so IF NOT EXISTS stays quiet on every run after the first.)
-    if (!common.schema.empty()) store->exec("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(common.schema));
-    const int applied = store->migrate();
-    const int version = store->schemaVersion();
+    // The client creates the --schema if it does not exist yet.
+    auto client = common.client();
+    const int applied = client.migrate();
+    const int version = client.schemaVersion();
     if (applied == 0) {
       std::printf("schema at version %d, nothing to do\n", version);
     } else {

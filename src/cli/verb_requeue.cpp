@@ -14,13 +14,11 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
       "Prints the new job's id for each ID, in order. An ID naming both a failed_jobs row and another row's\n"
       "original job id means the original job. Exits 1 if any ID could not be requeued (the others still are).");
   return [ids, &common] {
-    auto store = common.connectStore();
+    auto client = common.client();
     int failures = 0;
     for (const JobId id : *ids) {
       try {
-        auto failed = store->findFailed(id);
-        if (!failed) throw ValidationError("no failed job with id " + std::to_string(id));
-        std::printf("%lld\n", static_cast<long long>(store->requeueFailed(failed->id)));
+        std::printf("%lld\n", static_cast<long long>(client.requeue(id)));
       } catch (const ValidationError& e) {
         std::fflush(stdout);
         std::fprintf(stderr, "hostq requeue: %lld: %s\n", static_cast<long long>(id), e.what());

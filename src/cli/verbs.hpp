@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "hostq/client.hpp"
 
 namespace hostq::cli {
 
@@ -33,10 +33,8 @@ struct CommonOptions {
   std::string socketPath() const;
   /// --hostname, else gethostname().
   std::string hostName() const;
-  /// StoreOptions carrying the schema and the application_name.
-  StoreOptions storeOptions() const;
-  /// Store::connect(databaseUrl(), storeOptions()); throws DbError.
-  std::unique_ptr<Store> connectStore() const;
+  /// A Client of databaseUrl() with the schema; it connects on first use.
+  Client client() const;
 };
 
 /// Runs the chosen verb; returns the process exit code.

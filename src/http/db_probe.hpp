@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 
 namespace hostq::http {
 

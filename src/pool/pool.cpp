@@ -14,7 +14,7 @@
 #include <map>
 
 #include "common/log.hpp"
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "server/server.hpp"
 
 namespace hostq {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "server/one_in_flight.hpp"
 #include "store/held_claims.hpp"
 

@@ -24,7 +24,7 @@
 
 #include "common/cron.hpp"
 #include "hostq/config.hpp"
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 
 namespace hostq::store {
 class MaintenanceStore;

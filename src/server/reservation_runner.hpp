@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "server/one_in_flight.hpp"
 
 namespace hostq::server {

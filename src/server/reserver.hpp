@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "hostq/config.hpp"
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "hostq/worker_config.hpp"
 #include "server/batch_channel.hpp"
 #include "server/job_ledger.hpp"

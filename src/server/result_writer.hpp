@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "server/one_in_flight.hpp"
 
 namespace hostq::server {

@@ -19,7 +19,7 @@
 #include "common/json.hpp"
 #include "common/process_probe.hpp"
 #include "control/control_server.hpp"
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "http/http_server.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/job_convert.hpp"

@@ -10,33 +10,12 @@
 #include <string_view>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "hostq/job_selector.hpp"
+#include "hostq/job_state.hpp"
+#include "store/store.hpp"
 #include "store/pg_connection.hpp"
 
 namespace hostq::store {
-
-/// Which jobs an admin statement touches: every given part must match (AND). Empty = every job.
-struct JobSelector {
-  std::vector<JobId> ids;
-  std::optional<std::string> tag;
-  std::optional<std::string> strand;
-  std::optional<std::string> queue;
-  bool empty() const { return ids.empty() && !tag && !strand && !queue; }
-};
-
-/// The states `hostq jobs` prints; `failed` is the failed_jobs table.
-enum class JobState { Queued, Future, Blocked, Running, Prefetched, Held, Failed };
-const char* toString(JobState s) noexcept;
-std::optional<JobState> parseJobState(std::string_view s) noexcept;
-
-enum class CountBy { Queue, Tag, Strand };
-std::optional<CountBy> parseCountBy(std::string_view s) noexcept;
-
-/// Per-key counts of `hostq jobs --counts --by …` (QueueCount's columns, any key).
-struct GroupCount {
-  std::string key;
-  std::int64_t queued = 0, future = 0, blocked = 0, running = 0, prefetched = 0, held = 0, failed = 0;
-};
 
 /// The rows of the job_counts statement (Store::counts reads them too).
 std::vector<GroupCount> readCounts(const PgResult& result);

@@ -4,7 +4,7 @@
 // nothing else should.
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 
 namespace hostq::store {
 

@@ -2,7 +2,7 @@
 // The rules a new job must meet before anything is written: the one place that owns them and
 // their messages, used by every way in (Store::enqueue*, AdminStore::enqueueCopies, `hostq
 // enqueue`, which checks a whole --stdin input with it before it writes a line).
-#include "hostq/store.hpp"
+#include "hostq/new_job.hpp"
 
 namespace hostq::store {
 

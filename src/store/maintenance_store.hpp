@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "store/pg_connection.hpp"
 
 namespace hostq::store {

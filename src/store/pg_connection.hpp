@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "store/pg_error.hpp"
 
 namespace hostq::store {

@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 
 #include "common/process_probe.hpp"
 #include "store/admin_store.hpp"

@@ -2,7 +2,7 @@
 // One queue's job counts as the JSON object `hostq jobs --counts --json` prints (a contract:
 // these keys, in this order); the HTTP dashboard serves the same objects.
 #include "common/json.hpp"
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 
 namespace hostq {
 

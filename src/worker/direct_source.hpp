@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "hostq/worker_config.hpp"
 #include "worker/job_source.hpp"
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "hostq/error.hpp"
-#include "hostq/store.hpp"
+#include "store/store.hpp"
 #include "pool/embedded_postgres.hpp"
 #include "support/db_fixture.hpp"
 

@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include "hostq/store.hpp"
 #include "store/pg_connection.hpp"
+#include "store/store.hpp"
 
 namespace hostq::test {
 

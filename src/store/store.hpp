@@ -1,5 +1,6 @@
 #pragma once
-// The job store: every statement hostq sends to PostgreSQL. One Store = one libpq connection,
+// The job store: every statement hostq sends to PostgreSQL, the server's batch driver included
+// (internal: applications use hostq::Client, include/hostq/client.hpp). One Store = one libpq connection,
 // used by one thread. Every statement is prepared once per connection; every time compared in
 // SQL is the database clock (now()), never the caller's.
 #include <chrono>
@@ -12,35 +13,9 @@
 
 #include "hostq/error.hpp"
 #include "hostq/job.hpp"
+#include "hostq/new_job.hpp"
 
 namespace hostq {
-
-enum class OnConflict { UseEarliest, Overwrite, Loose, Patient };
-enum class EnqueueResult { Inserted, Updated, Dropped };
-
-/// A job to enqueue. Defaults follow inst-jobs' Settings.
-struct NewJob {
-  std::string tag;
-  std::string payload;
-  std::string queue = "queue";
-  int priority = kNormalPriority;
-  std::optional<TimePoint> run_at;  ///< default: the database's now()
-  /// Relative run_at (from the database clock); used when run_at is empty.
-  std::optional<std::chrono::microseconds> run_in;
-  std::optional<std::string> strand;
-  std::optional<std::string> n_strand;  ///< "name" or "name/ext"; becomes the strand
-  std::optional<int> max_concurrent;    ///< with n_strand (default 1)
-  std::optional<std::string> singleton;
-  std::optional<OnConflict> on_conflict;  ///< only with singleton; default UseEarliest
-  std::optional<int> max_attempts;        ///< default 1 (inst-jobs' Settings.max_attempts)
-  std::optional<TimePoint> expires_at;
-  std::optional<std::string> source;
-};
-
-struct Enqueued {
-  JobId id = 0;  ///< 0 when dropped
-  EnqueueResult result = EnqueueResult::Inserted;
-};
 
 /// One batched reservation for the waiting workers of one worker config (inst-jobs §3.1).
 struct ReserveRequest {

@@ -1,0 +1,17 @@
+# cmake -DUMBRELLA=include/hostq/hostq.hpp -DHEADERS="hostq/a.hpp;hostq/b.hpp" -P check_umbrella.cmake
+# Fails naming each public header the umbrella header does not include.
+file(READ ${UMBRELLA} text)
+set(missing)
+foreach(h ${HEADERS})
+  if(h STREQUAL "hostq/hostq.hpp")
+    continue()
+  endif()
+  string(FIND "${text}" "#include \"${h}\"" at)
+  if(at EQUAL -1)
+    list(APPEND missing ${h})
+  endif()
+endforeach()
+if(missing)
+  message(FATAL_ERROR "${UMBRELLA} does not include: ${missing}")
+endif()
+message(STATUS "the umbrella header includes every public header")
