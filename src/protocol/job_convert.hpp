@@ -1,12 +1,20 @@
 #pragma once
-// Job rows ↔ JobAssigned frames. The frame carries what a handler sees; the rest of the row stays
-// in the database.
+// Job rows ↔ JobAssigned frames, job results ↔ Complete/Fail frames. The JobAssigned frame
+// carries what a handler sees; the rest of the row stays in the database.
+#include <optional>
+
 #include "hostq/job.hpp"
+#include "hostq/job_result.hpp"
 #include "protocol/messages.hpp"
 
 namespace hostq::protocol {
 
 JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq);
 Job toJob(const JobAssigned& assigned);
+
+/// A Complete or a Fail frame; `seq` is the worker's result sequence.
+Message toResultFrame(const JobResult& result, std::uint64_t seq);
+/// The result a Complete or Fail frame carries; nullopt for any other message.
+std::optional<JobResult> toJobResult(const Message& frame);
 
 }  // namespace hostq::protocol

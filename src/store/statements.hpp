@@ -155,7 +155,8 @@ inline const Statement kLockStates{
     "hostq_lock_states", "SELECT id, locked_by FROM delayed_jobs WHERE id = ANY($1::int8[])"};
 
 // $1 ids, $2 expected locked_by, $3 errors, $4 run_at µs (NULL = backoff), $5 count the attempt,
-// $6 permanent, $7 default max_attempts, $8 keep failed jobs.
+// $6 permanent, $7 default max_attempts, $8 keep failed jobs. Returns each failure's decision
+// (permanent, attempts, the next run_at when rescheduled): the only place it is made.
 // One statement: the CAS (FOR UPDATE re-checks locked_by against concurrent writers), the copy
 // to failed_jobs, the delete and the reschedule see one snapshot and commit together. failed_jobs
 // has no triggers, so no strand lock is taken for it (inst-jobs §7.9 #32).
@@ -190,8 +191,9 @@ inline const Statement kFail{
     "         run_at = COALESCE(" + ts("t.run_at_us") + ", " + kNow +
     "           + (power(t.new_attempts, 4) + 5) * interval '1 second'),"
     "         locked_by = NULL, locked_at = NULL, updated_at = " + kNow +
-    "    FROM target t WHERE d.id = t.id AND NOT t.permanent RETURNING d.id) "
-    "SELECT t.id, t.permanent, t.new_attempts FROM target t"};
+    "    FROM target t WHERE d.id = t.id AND NOT t.permanent RETURNING d.id, d.run_at) "
+    "SELECT t.id, t.permanent, t.new_attempts, " + us("r.run_at") +
+    "  FROM target t LEFT JOIN rescheduled r ON r.id = t.id"};
 
 // --- recovery -----------------------------------------------------------------------------------
 inline const Statement kLockedLike{

@@ -181,9 +181,7 @@ class SourceWithAJob : public ::testing::Test {
   }
 
   void reportJob42() {
-    worker::Result done;
-    done.id = 42;
-    source.report(done);
+    source.report(JobResult::completed(42));
     auto complete = srv.read();
     ASSERT_TRUE(complete && std::holds_alternative<protocol::Complete>(*complete));
   }
