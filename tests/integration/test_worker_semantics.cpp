@@ -1,6 +1,6 @@
 // Worker semantics (inst-jobs §7.8 in hostq's terms): a forked process runs hostq::Worker with
 // handlers and hooks registered here, against the real database, both with its own connection
-// (direct) and through a `hostq server` (shm). What the child's handlers and hooks see is
+// (direct) and through a `hostq server` (shm and socket). What the child's handlers and hooks see is
 // appended to an event file; what the database holds afterwards is read back with SQL.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -137,7 +137,7 @@ class WorkerSemantics : public hostq::test::DbTest, public ::testing::WithParamI
 };
 
 std::string transportName(const ::testing::TestParamInfo<Transport>& i) {
-  return i.param == Transport::Direct ? "direct" : "shm";
+  return hostq::toString(i.param);
 }
 
 TEST_P(WorkerSemantics, TakesOnlyItsQueueAndPriorityRange) {
@@ -468,7 +468,8 @@ TEST_P(WorkerSemantics, MemoryHighWaterEndsTheWorkerAfterTheFirstJob) {
   ASSERT_TRUE(waitUntil([&] { return queryInt("SELECT count(*) FROM delayed_jobs") == 2; }, 10s));
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, WorkerSemantics, ::testing::Values(Transport::Direct, Transport::Shm),
+INSTANTIATE_TEST_SUITE_P(Transports, WorkerSemantics,
+                         ::testing::Values(Transport::Direct, Transport::Shm, Transport::Socket),
                          transportName);
 
 }  // namespace
