@@ -6,6 +6,7 @@
 #include "hostq/error.hpp"
 #include "hostq/handler_registry.hpp"
 #include "hostq/job.hpp"
+#include "hostq/job_result.hpp"
 #include "hostq/job_selector.hpp"
 #include "hostq/job_state.hpp"
 #include "hostq/new_job.hpp"

@@ -37,6 +37,8 @@ struct WorkerOptions {
   std::string schema;        ///< search_path for the direct transport (tests)
   HandlerRegistry handlers;
   Hooks hooks;
+  /// Direct transport only: the fail statement's max_attempts for rows without one, and where a
+  /// permanent failure goes. Through a server, the server's settings decide.
   int default_max_attempts = 1;
   bool keep_failed_jobs = true;
   /// Exit when this pid stops being our parent (a pool); 0 = don't watch.

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <unordered_map>
 
 namespace hostq::protocol {
 
@@ -95,7 +96,7 @@ template <class Ar> void fields(Ar& ar, JobAssigned& m) {
   ar(m.locked_by, "locked_by"); ar(m.request_seq, "request_seq");
 }
 template <class Ar> void fields(Ar& ar, Payload& m) { ar(m.job_id, "job_id"); ar(m.payload, "payload"); }
-template <class Ar> void fields(Ar& ar, ResultAck& m) { ar(m.job_ids, "job_ids"); }
+template <class Ar> void fields(Ar& ar, ResultAck& m) { ar(m.job_ids, "job_ids"); ar(m.failures, "failures"); }
 template <class Ar> void fields(Ar& ar, Notice& m) { ar(m.kind, "kind"); ar(m.text, "text"); }
 template <class Ar> void fields(Ar& ar, StatsReply& m) { ar(m.json, "json"); }
 template <class Ar> void fields(Ar& ar, Error& m) { ar(m.reason, "reason"); }
@@ -104,6 +105,10 @@ template <class E>
 constexpr std::uint8_t enumMax();
 template <> constexpr std::uint8_t enumMax<Transport>() { return 1; }
 template <> constexpr std::uint8_t enumMax<NoticeKind>() { return 1; }
+template <> constexpr std::uint8_t enumMax<FailOutcome>() { return 3; }
+
+/// A FailResult on the wire: i64 id, u8 outcome, i32 attempts, i64 run_at_us (0 = none).
+constexpr std::size_t kFailResultSize = 8 + 1 + 4 + 8;
 
 // ---- sizer ----
 
@@ -126,6 +131,10 @@ struct Sizer {
   void operator()(const std::vector<JobId>& v, const char*) {
     if (v.size() > kMaxAckIds) invalid = true;
     n += 4 + 8 * v.size();
+  }
+  void operator()(const std::vector<FailResult>& v, const char*) {
+    if (v.size() > kMaxAckIds) invalid = true;
+    n += 4 + kFailResultSize * v.size();
   }
   void operator()(const WorkerConfig& c, const char* f) {
     (*this)(c.queue, f);
@@ -172,6 +181,15 @@ struct Writer {
   void operator()(const std::vector<JobId>& v, const char*) {
     put(static_cast<std::uint32_t>(v.size()));
     for (JobId id : v) put(id);
+  }
+  void operator()(const std::vector<FailResult>& v, const char*) {
+    put(static_cast<std::uint32_t>(v.size()));
+    for (const auto& f : v) {
+      put(f.id);
+      put(static_cast<std::uint8_t>(f.outcome));
+      put(static_cast<std::int32_t>(f.attempts));
+      put(static_cast<std::int64_t>(f.run_at ? f.run_at->time_since_epoch().count() : 0));
+    }
   }
   void operator()(const WorkerConfig& c, const char* f) {
     (*this)(c.queue, f);
@@ -263,6 +281,26 @@ struct Reader {
     v.clear();
     v.reserve(count);
     for (std::uint32_t i = 0; i < count; ++i) v.push_back(get<JobId>());
+  }
+  void operator()(std::vector<FailResult>& v, const char* f) {
+    if (!need(4, f)) return;
+    auto count = get<std::uint32_t>();
+    if (count > kMaxAckIds) { pos -= 4; fail(DecodeErrc::TooMany, f); return; }
+    if ((end - pos) / kFailResultSize < count) { pos -= 4; fail(DecodeErrc::OutOfBounds, f); return; }
+    v.clear();
+    v.reserve(count);
+    for (std::uint32_t i = 0; i < count && !err; ++i) {
+      FailResult r;
+      r.id = get<JobId>();
+      (*this)(r.outcome, "failures.outcome");
+      std::int32_t attempts = 0;
+      (*this)(attempts, "failures.attempts");
+      r.attempts = attempts;
+      std::int64_t at = 0;
+      (*this)(at, "failures.run_at_us");
+      if (at != 0) r.run_at = TimePoint{std::chrono::microseconds{at}};
+      v.push_back(r);
+    }
   }
   void operator()(WorkerConfig& c, const char*) {
     (*this)(c.queue, "config.queue");
@@ -449,6 +487,27 @@ Result<std::vector<std::byte>, EncodeErrc> encode(const Message& m) {
   std::vector<std::byte> out(kHeaderSize + body);
   auto n = encodeInto(m, out);
   if (!n) return Err{n.error()};
+  return out;
+}
+
+std::vector<ResultAck> chunkAck(const std::vector<JobId>& jobs, const std::vector<FailResult>& failures,
+                                std::size_t max_frame) {
+  std::unordered_map<JobId, const FailResult*> decided;
+  for (const auto& f : failures) decided.emplace(f.id, &f);
+  constexpr std::size_t kEmpty = kHeaderSize + 4 + 4;  // two counts
+  std::vector<ResultAck> out;
+  std::size_t size = max_frame;  // "full": the first id opens an ack
+  for (JobId id : jobs) {
+    const auto it = decided.find(id);
+    const std::size_t need = 8 + (it != decided.end() ? kFailResultSize : 0);
+    if (size + need > max_frame) {
+      out.emplace_back();
+      size = kEmpty;
+    }
+    out.back().job_ids.push_back(id);
+    if (it != decided.end()) out.back().failures.push_back(*it->second);
+    size += need;
+  }
   return out;
 }
 

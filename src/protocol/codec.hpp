@@ -96,4 +96,9 @@ Result<std::size_t, EncodeErrc> encodeInto(const Message& m, std::span<std::byte
 
 Result<std::vector<std::byte>, EncodeErrc> encode(const Message& m);
 
+/// The acknowledgement of `jobs` split into ResultAcks whose frames fit `max_frame` bytes (a ring
+/// record); each failure's decision rides in the ack of its id. `failures` are ids among `jobs`.
+std::vector<ResultAck> chunkAck(const std::vector<JobId>& jobs, const std::vector<FailResult>& failures,
+                                std::size_t max_frame);
+
 }  // namespace hostq::protocol

@@ -65,4 +65,27 @@ Job toJob(const JobAssigned& a) {
   return j;
 }
 
+Message toResultFrame(const JobResult& r, std::uint64_t seq) {
+  if (r.success) return Complete{r.id, seq};
+  Fail f;
+  f.job_id = r.id;
+  f.seq = seq;
+  f.error = r.error;
+  f.count_attempt = r.count_attempt;
+  f.permanent = r.permanent;
+  f.run_at_us = r.run_at ? micros(*r.run_at) : 0;
+  return f;
+}
+
+std::optional<JobResult> toJobResult(const Message& frame) {
+  if (const auto* c = std::get_if<Complete>(&frame)) return JobResult::completed(c->job_id);
+  const auto* f = std::get_if<Fail>(&frame);
+  if (f == nullptr) return std::nullopt;
+  JobResult r = JobResult::failed(f->job_id, f->error);
+  r.count_attempt = f->count_attempt;
+  r.permanent = f->permanent;
+  if (f->run_at_us != 0) r.run_at = fromMicros(f->run_at_us);
+  return r;
+}
+
 }  // namespace hostq::protocol

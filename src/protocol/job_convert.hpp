@@ -1,7 +1,10 @@
 #pragma once
-// Job rows ↔ JobAssigned frames. The frame carries what a handler sees; the rest of the row stays
-// in the database.
+// Job rows ↔ JobAssigned frames, job results ↔ Complete/Fail frames. The JobAssigned frame
+// carries what a handler sees; the rest of the row stays in the database.
+#include <optional>
+
 #include "hostq/job.hpp"
+#include "hostq/job_result.hpp"
 #include "protocol/messages.hpp"
 
 namespace hostq::protocol {
@@ -14,5 +17,9 @@ Job toJob(const JobAssigned& assigned);
 /// is written, so nothing of the previous job survives.
 void assignJobAssigned(const Job& job, std::uint64_t request_seq, JobAssigned& out);
 void assignJob(const JobAssigned& assigned, Job& out);
+/// A Complete or a Fail frame; `seq` is the worker's result sequence.
+Message toResultFrame(const JobResult& result, std::uint64_t seq);
+/// The result a Complete or Fail frame carries; nullopt for any other message.
+std::optional<JobResult> toJobResult(const Message& frame);
 
 }  // namespace hostq::protocol

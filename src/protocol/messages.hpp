@@ -8,13 +8,15 @@
 #include <vector>
 
 #include "hostq/job.hpp"
+#include "hostq/job_result.hpp"
 #include "hostq/worker_config.hpp"
 
 namespace hostq::protocol {
 
 /// Bumped on any incompatible change. The 8-byte header layout and the numbers of HelloRefused
 /// and Error are frozen forever, so a peer of another version can still be told why it is refused.
-inline constexpr std::uint16_t kProtocolVersion = 1;
+/// 2: ResultAck carries the database's decision on each failure it acknowledges.
+inline constexpr std::uint16_t kProtocolVersion = 2;
 
 /// Type ids: worker → server below 0x80, server → worker from 0x80. Never renumber.
 enum class MessageType : std::uint16_t {
@@ -139,9 +141,12 @@ struct Payload {
   bool operator==(const Payload&) const = default;
 };
 
-/// These results are committed; the worker may forget them.
+/// These results are committed; the worker may forget them. `failures`: what the fail statement
+/// decided for each failure among them (retried or permanent), the decision the worker's hooks
+/// follow; a failure the statement did not apply (its row no longer ours) is there as Mismatch.
 struct ResultAck {
   std::vector<JobId> job_ids;
+  std::vector<FailResult> failures;
   bool operator==(const ResultAck&) const = default;
 };
 

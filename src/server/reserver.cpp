@@ -54,33 +54,18 @@ std::size_t Reserver::groupFor(const WorkerConfig& config) {
   return m_groups.size() - 1;
 }
 
-ClientId Reserver::addClient(std::string name, int pid, const WorkerConfig& config,
-                             Transport transport, const std::vector<JobId>& held_jobs) {
-  ClientId id;
-  if (!m_freeIds.empty()) {
-    id = m_freeIds.back();
-    m_freeIds.pop_back();
-  } else {
-    id = static_cast<ClientId>(m_clients.size());
-    m_clients.emplace_back();
-  }
+void Reserver::added(WorkerId id, const std::string& name, int pid, const WorkerConfig& config,
+                     Transport transport) {
+  if (id >= m_clients.size()) m_clients.resize(id + 1);
   Client& c = m_clients[id];
   c = Client{};
   c.live = true;
-  c.name = std::move(name);
+  c.name = name;
   c.pid = pid;
   c.transport = transport;
   c.group = groupFor(config);
   ++m_groups[c.group].workers;
   ++m_clientCount;
-  for (JobId job : held_jobs) {
-    if (!m_ledger.adopt(job, id, c.name, Work::Running)) continue;  // already ours (a reconnect)
-    queueAdoption(job, c.name);
-    c.jobs.push_back(job);
-    c.state = ClientState::Working;
-    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = SteadyClock::now();
-  }
-  return id;
 }
 
 void Reserver::dropFromWaiting(ClientId c) {
@@ -88,8 +73,9 @@ void Reserver::dropFromWaiting(ClientId c) {
   w.erase(std::remove(w.begin(), w.end(), c), w.end());
 }
 
-void Reserver::removeClient(ClientId id, bool died) {
+void Reserver::gone(WorkerId id, Gone how) {
   if (id >= m_clients.size() || !m_clients[id].live) return;
+  const bool died = how == Gone::Died;
   Client& c = m_clients[id];
   dropFromWaiting(id);
   auto& r = m_groups[c.group].reserving;
@@ -108,11 +94,7 @@ void Reserver::removeClient(ClientId id, bool died) {
       continue;
     }
     if (!died) spdlog::warn("worker {} left cleanly while holding job {}", c.name, job);
-    JobResult r;
-    r.id = job;
-    r.success = false;
-    r.error = "process died";
-    queueResult(PendingResult{kNoClient, r, e->owner});
+    queueResult(PendingResult{kNoClient, JobResult::failed(job, "process died"), e->owner});
     ++m_stats.jobs_rescheduled_died;
   }
   // Results already reported stay pending and are written; their acks go nowhere.
@@ -131,11 +113,10 @@ void Reserver::removeClient(ClientId id, bool died) {
   m_ledger.orphan(id);
   --m_groups[c.group].workers;
   c = Client{};
-  m_freeIds.push_back(id);
   --m_clientCount;
 }
 
-void Reserver::detachClient(ClientId id) {
+void Reserver::detached(WorkerId id) {
   if (id >= m_clients.size() || !m_clients[id].live) return;
   Client& c = m_clients[id];
   dropFromWaiting(id);
@@ -146,7 +127,7 @@ void Reserver::detachClient(ClientId id) {
   if (c.state == ClientState::Waiting) c.state = c.jobs.empty() ? ClientState::Idle : ClientState::Working;
 }
 
-void Reserver::reattachClient(ClientId id, Transport transport) {
+void Reserver::reattached(WorkerId id, Transport transport) {
   if (id >= m_clients.size() || !m_clients[id].live) return;
   Client& c = m_clients[id];
   c.detached = false;
@@ -154,7 +135,7 @@ void Reserver::reattachClient(ClientId id, Transport transport) {
   c.transport = transport;
 }
 
-std::size_t Reserver::jobsHeld(ClientId id) const noexcept {
+std::size_t Reserver::jobsHeld(WorkerId id) const {
   if (id >= m_clients.size() || !m_clients[id].live) return 0;
   std::size_t n = 0;
   for (JobId job : m_clients[id].jobs) {
@@ -164,7 +145,7 @@ std::size_t Reserver::jobsHeld(ClientId id) const noexcept {
   return n;
 }
 
-bool Reserver::holdsAnything(ClientId id) const noexcept {
+bool Reserver::holdsAnything(WorkerId id) const {
   if (id >= m_clients.size() || !m_clients[id].live) return false;
   if (!m_clients[id].jobs.empty()) return true;
   bool any = false;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "hostq/config.hpp"
+#include "hostq/job_result.hpp"
 #include "store/store.hpp"
 #include "hostq/worker_config.hpp"
 #include "server/batch_channel.hpp"
@@ -24,10 +25,9 @@
 #include "server/reservation_runner.hpp"
 #include "server/result_writer.hpp"
 #include "server/stats.hpp"
+#include "server/worker_registry.hpp"
 
 namespace hostq::server {
-
-using SteadyClock = std::chrono::steady_clock;
 
 /// Where the reserver's answers go. Implemented by the server over shm and sockets.
 class ReserverSink {
@@ -35,21 +35,13 @@ class ReserverSink {
   virtual ~ReserverSink() = default;
   /// Hands `job` to the client. false = it could not be delivered at all (the reserver unlocks it).
   virtual bool deliver(ClientId client, const Job& job, std::uint64_t request_seq) = 0;
-  /// Tells the client that the results for these jobs are durable.
-  virtual void acknowledge(ClientId client, const std::vector<JobId>& jobs) = 0;
+  /// Tells the client that the results for these jobs are durable, and what the database
+  /// decided for each failure among them (retried or permanent: the worker's hooks follow it).
+  virtual void acknowledge(ClientId client, const std::vector<JobId>& jobs,
+                           const std::vector<FailResult>& failures) = 0;
 };
 
-/// A worker's report on a job it ran.
-struct JobResult {
-  JobId id = 0;
-  bool success = true;
-  std::string error;                 ///< failure text
-  std::optional<TimePoint> run_at;   ///< custom reschedule time
-  bool count_attempt = true;
-  bool permanent = false;            ///< e.g. expired: fail without retry
-};
-
-class Reserver {
+class Reserver final : public WorkerJobs {
  public:
   /// `host` names this server's prefetch owner `prefetch:<host>`. `store` is the loop thread's
   /// connection (reservations, maintenance); `writer` writes result batches on its own.
@@ -59,27 +51,26 @@ class Reserver {
            const ServerSettings& settings, std::string host, ReserverSink& sink, ServerStats& stats,
            std::vector<BatchChannel*> channels = {});
 
-  /// Registers a worker. `held_jobs` are jobs the worker says it still holds (running, or with a
-  /// result the previous server never acknowledged): after a server restart the reserver adopts
-  /// them (lock transfer from the prefetch owner) so the start-up release does not free them.
-  ClientId addClient(std::string name, int pid, const WorkerConfig& config, Transport transport,
-                     const std::vector<JobId>& held_jobs = {});
-  /// The client is gone. If it `died` (EOF, SIGCHLD) its handed-out job is rescheduled as
-  /// "process died" (an attempt); otherwise (clean goodbye) it must not hold one.
-  void removeClient(ClientId client, bool died);
+  // --- a worker's lifecycle, as the server's WorkerRegistry decides it -----------------------
+  /// A worker registered under `id` (the registry's WorkerId, the index of its state here).
+  void added(WorkerId id, const std::string& name, int pid, const WorkerConfig& config,
+             Transport transport) override;
+  /// The worker is gone. If it Died (EOF, its grace ran out) its handed-out job is rescheduled
+  /// as "process died" (an attempt); if it Left (goodbye) it must not hold one.
+  void gone(WorkerId id, Gone how) override;
   /// The connection of a live worker went away (the server dropped it, or the worker gave up on
-  /// it and is registering again): it keeps its jobs, and gets nothing new, until reattach() or
-  /// removeClient(). Without this a worker that ran a job and could not report it would see the
-  /// job rescheduled as "process died" and run again by someone else, then resend its result.
-  void detachClient(ClientId client);
-  /// The detached client's process registered again: the same id, its jobs and pending acks.
+  /// it and is registering again): it keeps its jobs, and gets nothing new, until reattached()
+  /// or gone(). Without this a worker that ran a job and could not report it would see the job
+  /// rescheduled as "process died" and run again by someone else, then resend its result.
+  void detached(WorkerId id) override;
+  /// The detached worker's process registered again: the same id, its jobs and pending acks.
   /// Its first request says what it holds: a job without a result by then never reached it.
-  void reattachClient(ClientId client, Transport transport);
+  void reattached(WorkerId id, Transport transport) override;
   /// Jobs the client holds without a result (handed out, not reported).
-  std::size_t jobsHeld(ClientId client) const noexcept;
+  std::size_t jobsHeld(WorkerId id) const override;
   /// Jobs handed to the client, reported or not, that are not written yet: what a detach keeps
   /// (a result's acknowledgement too). Nothing held: nothing to keep.
-  bool holdsAnything(ClientId client) const noexcept;
+  bool holdsAnything(WorkerId id) const override;
   /// The client asks for one job (long poll: answered only when a job is assigned).
   void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at);
   /// The client reports a result. Acknowledged through the sink once durable.
@@ -153,6 +144,11 @@ class Reserver {
     std::uint64_t jobs_done = 0;
     bool detached = false;    ///< no connection; holds its jobs for a reconnect
     bool reattached = false;  ///< reconnected; its first request settles the jobs it holds
+  };
+  /// What one client is told once a write commits.
+  struct Acks {
+    std::vector<JobId> jobs;
+    std::vector<FailResult> failures;
   };
   struct PendingResult {
     ClientId client;
@@ -247,7 +243,7 @@ class Reserver {
   /// Returns whether one may have made another job runnable (a strand, a singleton).
   bool settle(const std::vector<PendingResult>& completes, const BatchResult& completed,
               const std::vector<PendingResult>& fails, const std::vector<FailResult>& failed,
-              std::map<ClientId, std::vector<JobId>>& acks);
+              std::map<ClientId, Acks>& acks);
   /// Applies the writer's outcome: acks, stats, state.
   void applyWrites(WriteOutcome& out);
   /// Takes a finished outcome if there is one. Returns true if it applied one.
@@ -282,8 +278,7 @@ class Reserver {
   /// another of ours, and must not be handed out twice.
   std::unordered_set<JobId> m_heldPrefetched;
 
-  std::vector<Client> m_clients;  ///< indexed by ClientId; slots reused
-  std::vector<ClientId> m_freeIds;
+  std::vector<Client> m_clients;  ///< indexed by WorkerId (the registry reuses ids)
   std::size_t m_clientCount = 0;
   std::vector<Group> m_groups;
   std::size_t m_nextGroup = 0;  ///< round-robin start, so no group starves another

@@ -358,13 +358,7 @@ void Reserver::submitClose(int bi) {
   b.fails.clear();
   for (auto& p : b.closing_completes) w.close.completes.push_back(p.result.id);
   for (auto& p : b.closing_fails) {
-    Failure f;
-    f.id = p.result.id;
-    f.error = p.result.error;
-    f.run_at = p.result.run_at;
-    f.count_attempt = p.result.count_attempt;
-    f.permanent = p.result.permanent;
-    w.close.failures.push_back(std::move(f));
+    w.close.failures.push_back(Failure::of(p.result, {}));
   }
   b.state = Batch::State::Closing;
   m_channels[static_cast<std::size_t>(bi)]->submit(std::move(w));
@@ -384,7 +378,7 @@ void Reserver::applyClose(int bi, BatchOutcome& out) {
   m_stats.held_batch_jobs.record(b.handed.size());
   m_stats.held_batch_jobs_sum += b.handed.size();
   ++m_stats.held_batches_closed;
-  std::map<ClientId, std::vector<JobId>> acks;
+  std::map<ClientId, Acks> acks;
   const bool may_unblock = settle(b.closing_completes, out.closed.completes, b.closing_fails,
                                   out.closed.failures, acks);
   m_stats.held_promotions += out.closed.promotions.applied.size();
@@ -392,7 +386,7 @@ void Reserver::applyClose(int bi, BatchOutcome& out) {
   if (!out.closed.promotions.mismatched.empty())
     spdlog::warn("{} promotions found their row changed under the batch's own lock",
                  out.closed.promotions.mismatched.size());
-  for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+  for (auto& [c, a] : acks) m_sink.acknowledge(c, a.jobs, a.failures);
   // Rows it gave back are claimable now, not before: a claim that came back short while this
   // close was in flight must not keep the group waiting for its poll interval.
   if (b.released > 0) m_groups[b.group].exhausted = false;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <unordered_map>
 
 #include "server/reserver.hpp"
 
@@ -53,14 +54,7 @@ bool Reserver::submitWrites(SteadyClock::time_point now, bool all_transfers) {
   split(m_pendingFail, m_inflight.fails);
   for (auto& p : m_inflight.completes) batch.completes.push_back(OwnedJob{p.result.id, p.db_owner});
   for (auto& p : m_inflight.fails) {
-    Failure f;
-    f.id = p.result.id;
-    f.locked_by = p.db_owner;
-    f.error = p.result.error;
-    f.run_at = p.result.run_at;
-    f.count_attempt = p.result.count_attempt;
-    f.permanent = p.result.permanent;
-    batch.failures.push_back(std::move(f));
+    batch.failures.push_back(Failure::of(p.result, p.db_owner));
   }
   std::vector<LockTransfer> later;
   const auto young = std::min(m_prevFlush, now - m_settings.flush_delay);
@@ -117,16 +111,18 @@ void Reserver::finishTransfer(JobId id, bool applied) {
 
 bool Reserver::settle(const std::vector<PendingResult>& completes, const BatchResult& completed,
                       const std::vector<PendingResult>& fails, const std::vector<FailResult>& failed,
-                      std::map<ClientId, std::vector<JobId>>& acks) {
+                      std::map<ClientId, Acks>& acks) {
   bool may_unblock = false;
   m_stats.jobs_completed += completed.applied.size();
   m_stats.result_mismatches += completed.mismatched.size();
   for (auto& p : completes) {
     if (const auto* e = m_ledger.find(p.result.id)) may_unblock |= e->stranded;
     m_ledger.forget(p.result.id);
-    if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+    if (p.client != kNoClient) acks[p.client].jobs.push_back(p.result.id);
   }
+  std::unordered_map<JobId, const FailResult*> decided;
   for (auto& fr : failed) {
+    decided.emplace(fr.id, &fr);
     if (fr.outcome == FailOutcome::Mismatch)
       ++m_stats.result_mismatches;
     else
@@ -134,7 +130,11 @@ bool Reserver::settle(const std::vector<PendingResult>& completes, const BatchRe
   }
   for (auto& p : fails) {
     m_ledger.forget(p.result.id);
-    if (p.client != kNoClient) acks[p.client].push_back(p.result.id);
+    if (p.client != kNoClient) {
+      acks[p.client].jobs.push_back(p.result.id);
+      auto it = decided.find(p.result.id);
+      acks[p.client].failures.push_back(it != decided.end() ? *it->second : FailResult{p.result.id});
+    }
     may_unblock = true;  // a reschedule or a move to failed_jobs can release a strand
   }
   return may_unblock;
@@ -156,7 +156,7 @@ void Reserver::applyWrites(WriteOutcome& out) {
     for (JobId id : out.transfers.applied) finishTransfer(id, true);
     for (JobId id : out.transfers.mismatched) finishTransfer(id, false);
   }
-  std::map<ClientId, std::vector<JobId>> acks;
+  std::map<ClientId, Acks> acks;
   if (!in.completes.empty()) ++m_stats.statements.complete;
   if (!in.fails.empty()) ++m_stats.statements.fail;
   bool may_unblock = settle(in.completes, out.completes, in.fails, out.failures, acks);
@@ -165,7 +165,7 @@ void Reserver::applyWrites(WriteOutcome& out) {
     m_stats.jobs_unlocked += out.unlocks.applied.size();
     may_unblock = true;
   }
-  for (auto& [c, ids] : acks) m_sink.acknowledge(c, ids);
+  for (auto& [c, a] : acks) m_sink.acknowledge(c, a.jobs, a.failures);
   in = InFlight{};
   if (may_unblock) jobsMayExist();
 }

@@ -1,7 +1,6 @@
 #include "server/server.hpp"
 
 #include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -9,15 +8,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
 #include <variant>
 
-#include "common/json.hpp"
-#include "common/process_probe.hpp"
 #include "control/control_server.hpp"
 #include "store/store.hpp"
 #include "http/http_server.hpp"
@@ -25,22 +20,18 @@
 #include "protocol/job_convert.hpp"
 #include "server/host_monitor.hpp"
 #include "server/idle_hook.hpp"
+#include "server/notify_listener.hpp"
 #include "server/reserver.hpp"
 #include "server/result_writer.hpp"
+#include "server/server_signals.hpp"
+#include "server/stats_reporter.hpp"
 #include "server/stats_snapshot.hpp"
+#include "server/worker_registry.hpp"
 #include "shm/server_segment.hpp"
 
 namespace hostq::server {
 
 namespace {
-
-std::atomic<bool> g_exit{false};
-std::atomic<const shm::ServerDoorbell*> g_doorbell{nullptr};
-
-extern "C" void onServerSignal(int) {
-  g_exit.store(true);
-  if (auto* d = g_doorbell.load()) d->ring();
-}
 
 std::uint64_t monoNowNs() {
   timespec ts{};
@@ -80,23 +71,10 @@ class Server final : public control::ControlHandler, public ReserverSink {
 
   // --- ReserverSink (loop thread) ----------------------------------------------------------
   bool deliver(ClientId client, const Job& job, std::uint64_t request_seq) override;
-  void acknowledge(ClientId client, const std::vector<JobId>& jobs) override;
+  void acknowledge(ClientId client, const std::vector<JobId>& jobs,
+                   const std::vector<FailResult>& failures) override;
 
  private:
-  struct Conn {
-    bool registered = false;
-    ClientId client = 0;
-    std::optional<std::uint32_t> slot;
-    std::string name;
-    bool goodbye = false;
-    bool monitor = false;  ///< `hostq stats` / `wait-idle`: asks for stats, never for jobs
-    pid_t pid = 0;         ///< from SO_PEERCRED
-    std::optional<ProcessIdentity> process;  ///< the peer at Hello, to tell it alive from a reused pid
-    WorkerConfig config;
-    /// Payloads too large for the ring, kept until the worker fetches them.
-    std::unordered_map<JobId, std::string> parked_payloads;
-  };
-
   void post(Event e) {
     {
       std::lock_guard lock(m_inboxMutex);
@@ -109,21 +87,13 @@ class Server final : public control::ControlHandler, public ReserverSink {
   bool drainInbox();
   bool scanSlots();
   /// Handles one ring record's frames in order; false when the worker was dropped for it.
-  bool handleRecord(control::ConnId id, Conn& conn, std::span<const std::byte> record);
+  bool handleRecord(WorkerEntry& w, std::span<const std::byte> record);
   void handleHello(control::ConnId id, protocol::Hello& hello, const control::PeerCred& peer);
-  void handleMessage(control::ConnId id, Conn& conn, protocol::Message& m, bool via_ring);
+  void handleMonitor(control::ConnId id, protocol::Message& m);
+  void handleMessage(WorkerEntry& w, protocol::Message& m, bool via_ring);
   void disconnect(control::ConnId id, const std::string& reason);
   void dropWorker(control::ConnId id, const std::string& reason);
-  /// Detached clients whose process died or whose grace ran out lose their jobs.
-  void expireDetached(SteadyClock::time_point now);
-  /// `ask_database`: whether "drained" may check the queues in the database (a socket stats
-  /// request, which wait-idle relies on) or must do with what the loop knows (HTTP snapshots).
-  std::shared_ptr<StatsSnapshot> takeSnapshot(bool ask_database);
-  std::string statsJson() { return dumpJson(server::statsJson(*takeSnapshot(true))); }
-  /// With the HTTP endpoint on: the snapshot it serves, at most this old.
-  void publishStats(SteadyClock::time_point now);
   bool startHttp();
-  void listenLoop();
 
   ServerOptions m_o;
   IdleHook m_idleHook;
@@ -135,12 +105,14 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::unique_ptr<ReservationRunner> m_reservations;
   std::vector<std::unique_ptr<BatchChannel>> m_channels;
   std::unique_ptr<Reserver> m_reserver;
+  std::unique_ptr<WorkerRegistry> m_registry;
   std::unique_ptr<HostMonitor> m_monitor;
+  std::unique_ptr<NotifyListener> m_listener;
   std::atomic<bool> m_declaredDead{false};
   ServerStats m_stats;
+  std::unique_ptr<StatsReporter> m_reporter;
   StatsBoard m_statsBoard;
   std::unique_ptr<http::HttpServer> m_http;
-  SteadyClock::time_point m_nextPublish{};
 
   std::mutex m_inboxMutex;
   /// Set (release) with every post, cleared by drainInbox: the loop's fast path skips the mutex.
@@ -149,40 +121,20 @@ class Server final : public control::ControlHandler, public ReserverSink {
   std::vector<Event> m_inbox;
   std::vector<Event> m_inboxWork;
 
-  std::unordered_map<control::ConnId, Conn> m_conns;
-  std::vector<control::ConnId> m_clientConn;   ///< ClientId → ConnId
-  std::vector<control::ConnId> m_slotConn;     ///< slot → ConnId (0 = free)
-  std::deque<std::uint32_t> m_freeSlots;       ///< FIFO, so a just-released slot is reused last
-  /// Clients of live workers whose connection went away (Reserver::detachClient).
-  struct Detached {
-    ClientId client;
-    std::string name;
-    pid_t pid;
-    ProcessIdentity process;
-    WorkerConfig config;
-    SteadyClock::time_point deadline;
-  };
-  std::vector<Detached> m_detached;
-  SteadyClock::time_point m_nextDetachCheck{};
   std::vector<std::byte> m_buf;
   /// A request record being handled; apart from m_buf, which replies are encoded into while the
   /// record's later frames still wait to be read.
   std::vector<std::byte> m_rxBuf = std::vector<std::byte>(shm::kRequestPayloadMax);
   protocol::Message m_rx;  ///< the request being handled; reused, so decoding allocates nothing
   protocol::Message m_tx;  ///< the JobAssigned being sent; reused likewise
-
-  std::atomic<bool> m_notified{false};
-  std::atomic<bool> m_listenStop{false};
-  std::thread m_listener;
   bool m_wasIdle = true;
 };
 
 bool Server::deliver(ClientId client, const Job& job, std::uint64_t request_seq) {
-  if (client >= m_clientConn.size()) return false;
-  const control::ConnId id = m_clientConn[client];
-  auto it = m_conns.find(id);
-  if (it == m_conns.end()) return false;
-  Conn& conn = it->second;
+  WorkerEntry* w = m_registry->byId(client);
+  if (w == nullptr || w->detached()) return false;
+  WorkerEntry& conn = *w;
+  const control::ConnId id = conn.conn;
   if (!std::holds_alternative<protocol::JobAssigned>(m_tx)) m_tx.emplace<protocol::JobAssigned>();
   protocol::assignJobAssigned(job, request_seq, std::get<protocol::JobAssigned>(m_tx));
   protocol::Message& msg = m_tx;
@@ -218,114 +170,66 @@ bool Server::deliver(ClientId client, const Job& job, std::uint64_t request_seq)
   return true;
 }
 
-void Server::acknowledge(ClientId client, const std::vector<JobId>& jobs) {
-  if (client >= m_clientConn.size()) return;
-  const control::ConnId id = m_clientConn[client];
-  auto it = m_conns.find(id);
-  if (it == m_conns.end()) return;
-  Conn& conn = it->second;
+void Server::acknowledge(ClientId client, const std::vector<JobId>& jobs,
+                         const std::vector<FailResult>& failures) {
+  WorkerEntry* w = m_registry->byId(client);
+  if (w == nullptr || w->detached()) return;
+  WorkerEntry& conn = *w;
+  const control::ConnId id = conn.conn;
   for (JobId j : jobs) conn.parked_payloads.erase(j);
   if (conn.slot) {
     // Acks are small; chunk them to fit one ring record each.
-    constexpr std::size_t kPerRecord = 96;
-    for (std::size_t i = 0; i < jobs.size(); i += kPerRecord) {
-      protocol::ResultAck ack;
-      ack.job_ids.assign(jobs.begin() + static_cast<std::ptrdiff_t>(i),
-                         jobs.begin() + static_cast<std::ptrdiff_t>(std::min(jobs.size(), i + kPerRecord)));
+    for (const auto& ack : protocol::chunkAck(jobs, failures, shm::kReplyPayloadMax)) {
       auto enc = protocol::encodeInto(protocol::Message(ack), std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
       if (enc.ok() && m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), enc.value())) ==
                           shm::PushResult::Ok)
         continue;
-      m_control->send(id, protocol::Message(std::move(ack)));
+      m_control->send(id, protocol::Message(ack));
     }
     return;
   }
-  m_control->send(id, protocol::Message(protocol::ResultAck{jobs}));
+  m_control->send(id, protocol::Message(protocol::ResultAck{jobs, failures}));
 }
 
 void Server::handleHello(control::ConnId id, protocol::Hello& hello, const control::PeerCred& peer) {
   auto refuse = [&](const std::string& why) {
     spdlog::warn("refusing worker {} (pid {}): {}", hello.name, peer.pid, why);
     m_control->refuse(id, why);
-    m_conns.erase(id);
   };
-  if (hello.name.empty() || hello.name.size() > 255) return refuse("bad worker name");
-  if (hello.config.queue.empty()) return refuse("blank queue");
-  if (hello.config.min_priority < kMinPriority || hello.config.max_priority > kMaxPriority ||
-      hello.config.min_priority > hello.config.max_priority)
-    return refuse("priority range outside 0..1000000");
-  if (hello.name.rfind("monitor:", 0) == 0) {
-    Conn& mon = m_conns[id];
-    mon.name = hello.name;
-    mon.registered = true;
-    mon.monitor = true;
-    protocol::HelloOk ok;
-    ok.generation = m_segment->generation();
-    ok.server_pid = ::getpid();
-    m_control->acceptHello(id, ok, -1);
-    return;
-  }
-  for (auto& [cid, c] : m_conns) {
-    if (!c.registered || c.name != hello.name) continue;
-    if (c.pid != peer.pid) return refuse("worker name " + hello.name + " already connected");
-    // The same process again: it gave up on its old connection (e.g. its segment went bad)
-    // before we saw that connection close. The new one wins; the old one's EOF will find nothing.
-    const control::ConnId old = cid;
-    disconnect(old, "replaced by a new connection from the same process");
-    m_control->close(old, "replaced by a new connection");
-    break;
-  }
-  Conn& conn = m_conns[id];
-  conn.name = hello.name;
-  conn.pid = peer.pid;
-  conn.process = probeProcess(peer.pid);
-  conn.config = hello.config;
+  if (auto why = WorkerRegistry::refusal(hello)) return refuse(*why);
   protocol::HelloOk ok;
   ok.generation = m_segment->generation();
   ok.server_pid = ::getpid();
-  const bool wants_shm = hello.transport == protocol::Transport::Shm;
-  if (wants_shm && !m_freeSlots.empty()) {
-    const std::uint32_t slot = m_freeSlots.front();
-    m_freeSlots.pop_front();
-    m_segment->resetSlot(slot, peer.pid);
-    m_slotConn[slot] = id;
-    conn.slot = slot;
-    ok.slot = slot;
-  }
-  const Transport t = conn.slot ? Transport::Shm : Transport::Socket;
-  auto back = std::find_if(m_detached.begin(), m_detached.end(), [&](const Detached& d) {
-    return d.name == hello.name && d.pid == peer.pid && conn.process &&
-           d.process.start_ticks == conn.process->start_ticks;
-  });
-  if (back != m_detached.end() && back->config == hello.config) {
-    conn.client = back->client;
-    m_reserver->reattachClient(conn.client, t);
-    spdlog::info("worker {} registered again; it keeps its {} job(s)", hello.name, m_reserver->jobsHeld(conn.client));
-    m_detached.erase(back);
-  } else {
-    if (back != m_detached.end()) {
-      m_reserver->removeClient(back->client, true);
-      m_detached.erase(back);
-    }
-    conn.client = m_reserver->addClient(hello.name, hello.pid, hello.config, t);
-  }
-  conn.registered = true;
-  if (m_clientConn.size() <= conn.client) m_clientConn.resize(conn.client + 1);
-  m_clientConn[conn.client] = id;
-  m_control->acceptHello(id, ok, conn.slot ? m_segment->fd() : -1);
-  spdlog::debug("worker {} registered ({}{})", hello.name, conn.slot ? "shm slot " : "socket",
-                conn.slot ? std::to_string(*conn.slot) : std::string());
-}
-
-void Server::handleMessage(control::ConnId id, Conn& conn, protocol::Message& m, bool via_ring) {
-  const auto now = SteadyClock::now();
-  if (conn.monitor) {
-    if (std::holds_alternative<protocol::StatsRequest>(m))
-      m_control->send(id, protocol::Message(protocol::StatsReply{statsJson()}));
-    else if (!std::holds_alternative<protocol::Goodbye>(m) && !std::holds_alternative<protocol::Heartbeat>(m))
-      dropWorker(id, "a monitor connection may only ask for stats");
+  if (WorkerRegistry::isMonitorName(hello.name)) {
+    m_registry->addMonitor(id);
+    m_control->acceptHello(id, ok, -1);
     return;
   }
+  if (auto old = m_registry->connectionNamed(hello.name)) {
+    if (m_registry->byConn(*old)->pid != peer.pid) return refuse("worker name " + hello.name + " already connected");
+    // The same process again: it gave up on its old connection (e.g. its segment went bad)
+    // before we saw that connection close. The new one wins; the old one's EOF will find nothing.
+    disconnect(*old, "replaced by a new connection from the same process");
+    m_control->close(*old, "replaced by a new connection");
+  }
+  const WorkerEntry& w = m_registry->add(id, hello, peer.pid);
+  if (w.slot) m_segment->resetSlot(*w.slot, peer.pid);
+  ok.slot = w.slot;
+  m_control->acceptHello(id, ok, w.slot ? m_segment->fd() : -1);
+  spdlog::debug("worker {} registered ({}{})", hello.name, w.slot ? "shm slot " : "socket",
+                w.slot ? std::to_string(*w.slot) : std::string());
+}
+
+void Server::handleMonitor(control::ConnId id, protocol::Message& m) {
+  if (std::holds_alternative<protocol::StatsRequest>(m))
+    m_control->send(id, protocol::Message(protocol::StatsReply{m_reporter->json()}));
+  else if (!std::holds_alternative<protocol::Goodbye>(m) && !std::holds_alternative<protocol::Heartbeat>(m))
+    dropWorker(id, "a monitor connection may only ask for stats");
+}
+
+void Server::handleMessage(WorkerEntry& conn, protocol::Message& m, bool via_ring) {
+  const auto now = SteadyClock::now();
+  const control::ConnId id = conn.conn;
   if (auto* r = std::get_if<protocol::Reserve>(&m)) {
     // The worker's monotonic clock is the same as ours (one host), so the hand-off latency
     // covers the trip through the ring or socket too.
@@ -334,13 +238,9 @@ void Server::handleMessage(control::ConnId id, Conn& conn, protocol::Message& m,
     if (r->request_mono_ns > 0 && static_cast<std::uint64_t>(r->request_mono_ns) <= mono &&
         mono - static_cast<std::uint64_t>(r->request_mono_ns) < 60'000'000'000ull)
       at = now - std::chrono::nanoseconds(mono - static_cast<std::uint64_t>(r->request_mono_ns));
-    m_reserver->requestJob(conn.client, r->request_seq, at);
-  } else if (auto* c = std::get_if<protocol::Complete>(&m)) {
-    m_reserver->reportResult(conn.client, JobResult{c->job_id, true, {}, std::nullopt, true, false});
-  } else if (auto* f = std::get_if<protocol::Fail>(&m)) {
-    JobResult jr{f->job_id, false, f->error, std::nullopt, f->count_attempt, f->permanent};
-    if (f->run_at_us != 0) jr.run_at = TimePoint{std::chrono::microseconds{f->run_at_us}};
-    m_reserver->reportResult(conn.client, jr);
+    m_reserver->requestJob(conn.id, r->request_seq, at);
+  } else if (auto result = protocol::toJobResult(m)) {
+    m_reserver->reportResult(conn.id, *result);
   } else if (std::holds_alternative<protocol::Heartbeat>(m)) {
   } else if (auto* fp = std::get_if<protocol::FetchPayload>(&m)) {
     auto it = conn.parked_payloads.find(fp->job_id);
@@ -348,7 +248,7 @@ void Server::handleMessage(control::ConnId id, Conn& conn, protocol::Message& m,
     m_control->send(id, protocol::Message(protocol::Payload{fp->job_id, std::move(it->second)}));
     conn.parked_payloads.erase(it);
   } else if (std::holds_alternative<protocol::StatsRequest>(m)) {
-    m_control->send(id, protocol::Message(protocol::StatsReply{statsJson()}));
+    m_control->send(id, protocol::Message(protocol::StatsReply{m_reporter->json()}));
   } else if (std::holds_alternative<protocol::Goodbye>(m)) {
     conn.goodbye = true;
   } else {
@@ -359,40 +259,20 @@ void Server::handleMessage(control::ConnId id, Conn& conn, protocol::Message& m,
 
 void Server::dropWorker(control::ConnId id, const std::string& reason) {
   ++m_stats.workers_dropped;
-  auto it = m_conns.find(id);
-  if (it != m_conns.end() && it->second.slot) {
-    m_segment->releaseSlot(*it->second.slot);
-  }
-  spdlog::warn("dropping worker {}: {}", it != m_conns.end() ? it->second.name : "?", reason);
+  WorkerEntry* w = m_registry->byConn(id);
+  if (w != nullptr && w->slot) m_segment->releaseSlot(*w->slot);
+  spdlog::warn("dropping worker {}: {}", w != nullptr ? w->name : "?", reason);
   m_control->close(id, reason);  // onDisconnect follows and finishes the clean-up
 }
 
-void Server::expireDetached(SteadyClock::time_point now) {
-  if (m_detached.empty() || now < m_nextDetachCheck) return;
-  m_nextDetachCheck = now + std::chrono::milliseconds(100);
-  for (auto it = m_detached.begin(); it != m_detached.end();) {
-    const bool alive = stillRunning(it->pid, it->process);
-    if (alive && now < it->deadline) {
-      ++it;
-      continue;
-    }
-    spdlog::warn("worker {} {}: its jobs are rescheduled", it->name,
-                 alive ? "did not register again within reconnect_grace" : "died while disconnected");
-    m_reserver->removeClient(it->client, true);
-    it = m_detached.erase(it);
-  }
-}
-
 void Server::disconnect(control::ConnId id, const std::string& reason) {
-  auto it = m_conns.find(id);
-  if (it == m_conns.end()) return;
-  Conn& conn = it->second;
-  if (conn.slot && conn.registered && !conn.monitor && m_segment->isActive(*conn.slot)) {
+  WorkerEntry* w = m_registry->byConn(id);
+  if (w != nullptr && w->slot && m_segment->isActive(*w->slot)) {
     // What the worker wrote into its ring before it went away is still there: results it
     // reported must be written, not turned into "process died" reschedules (and reruns).
     for (int n = 0; n < 256; ++n) {
       std::size_t len = 0;
-      if (m_segment->popRequest(*conn.slot, std::span<std::byte>(m_rxBuf.data(), m_rxBuf.size()), len) !=
+      if (m_segment->popRequest(*w->slot, std::span<std::byte>(m_rxBuf.data(), m_rxBuf.size()), len) !=
           shm::PopResult::Ok)
         break;
       std::span<const std::byte> record(m_rxBuf.data(), len);
@@ -401,31 +281,11 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
         if (!frame.ok() || protocol::decodeInto(frame.value(), m_rx)) break;
         if (std::holds_alternative<protocol::Complete>(m_rx) || std::holds_alternative<protocol::Fail>(m_rx) ||
             std::holds_alternative<protocol::Goodbye>(m_rx))
-          handleMessage(id, conn, m_rx, true);
+          handleMessage(*w, m_rx, true);
       }
     }
   }
-  if (conn.registered && !conn.monitor) {
-    const bool died = !conn.goodbye;
-    if (died && m_reserver->holdsAnything(conn.client) && conn.process && stillRunning(conn.pid, *conn.process)) {
-      // The process lives on (we dropped it, or it gave up on this connection): what it ran it
-      // will report after registering again. Rescheduling now would run those jobs twice.
-      spdlog::info("worker {} disconnected ({}) but pid {} is alive: keeping its {} job(s) for {} ms", conn.name,
-                   reason, conn.pid, m_reserver->jobsHeld(conn.client), m_o.settings.reconnect_grace.count());
-      m_reserver->detachClient(conn.client);
-      m_detached.push_back(Detached{conn.client, conn.name, conn.pid, *conn.process, conn.config,
-                                    SteadyClock::now() + m_o.settings.reconnect_grace});
-    } else {
-      if (died) spdlog::info("worker {} disconnected: {}", conn.name, reason);
-      m_reserver->removeClient(conn.client, died);
-    }
-  }
-  if (conn.slot) {
-    m_segment->releaseSlot(*conn.slot);
-    m_slotConn[*conn.slot] = 0;
-    m_freeSlots.push_back(*conn.slot);
-  }
-  m_conns.erase(it);
+  if (auto slot = m_registry->closed(id, reason)) m_segment->releaseSlot(*slot);
 }
 
 bool Server::drainInbox() {
@@ -442,18 +302,16 @@ bool Server::drainInbox() {
         handleHello(e.conn, *e.hello, e.peer);
         break;
       case Event::Kind::Message: {
-        auto it = m_conns.find(e.conn);
-        if (it == m_conns.end()) break;  // refused or already dropped
-        if (!it->second.registered) {
-          // StatsRequest from the CLI arrives after a Hello; anything else before registration
-          // is a protocol error.
-          dropWorker(e.conn, "message before registration");
-          break;
+        // The control server passes nothing before an accepted Hello: an unknown connection
+        // was refused or already dropped.
+        if (m_registry->isMonitor(e.conn)) {
+          handleMonitor(e.conn, *e.message);
+        } else if (WorkerEntry* w = m_registry->byConn(e.conn)) {
+          // A ring worker that speaks on the socket gets its ring looked at too, flag or not: a
+          // worker that broke its ring without flagging it is found here, not only when it asks.
+          if (w->slot) m_segment->markPending(*w->slot);
+          handleMessage(*w, *e.message, false);
         }
-        // A ring worker that speaks on the socket gets its ring looked at too, flag or not: a
-        // worker that broke its ring without flagging it is found here, not only when it asks.
-        if (it->second.slot) m_segment->markPending(*it->second.slot);
-        handleMessage(e.conn, it->second, *e.message, false);
         break;
       }
       case Event::Kind::Disconnect:
@@ -474,7 +332,8 @@ bool Server::scanSlots() {
   m_scanSlots.clear();
   m_segment->takePendingSlots(m_scanSlots);
   for (std::uint32_t slot : m_scanSlots) {
-    const control::ConnId id = slot < m_slotConn.size() ? m_slotConn[slot] : 0;
+    const WorkerEntry* owner = m_registry->bySlot(slot);
+    const control::ConnId id = owner != nullptr ? owner->conn : 0;
     for (int n = 0;; ++n) {
       if (n == 64) {  // bounded per slot per pass: no worker starves the others
         m_segment->markPending(slot);
@@ -489,16 +348,17 @@ bool Server::scanSlots() {
         break;
       }
       did = true;
-      auto it = m_conns.find(id);
-      if (it == m_conns.end() || !it->second.registered) break;
-      if (!handleRecord(id, it->second, std::span<const std::byte>(m_rxBuf.data(), len))) break;
+      WorkerEntry* w = m_registry->bySlot(slot);
+      if (w == nullptr || w->conn != id) break;
+      if (!handleRecord(*w, std::span<const std::byte>(m_rxBuf.data(), len))) break;
       if (!m_segment->isActive(slot)) break;
     }
   }
   return did;
 }
 
-bool Server::handleRecord(control::ConnId id, Conn& conn, std::span<const std::byte> record) {
+bool Server::handleRecord(WorkerEntry& w, std::span<const std::byte> record) {
+  const control::ConnId id = w.conn;
   // A record holds one frame or several back to back (a result and the Reserve behind it). Its
   // framing is checked whole before any frame is acted on.
   if (record.empty()) {
@@ -524,40 +384,12 @@ bool Server::handleRecord(control::ConnId id, Conn& conn, std::span<const std::b
       dropWorker(id, std::string("unexpected ") + protocol::typeName(type) + " in ring");
       return false;
     }
-    handleMessage(id, conn, m_rx, true);
-    // Handling may have dropped the worker (and its Conn with it).
-    auto it = m_conns.find(id);
-    if (it == m_conns.end() || &it->second != &conn || !conn.slot || !m_segment->isActive(*conn.slot))
-      return false;
+    handleMessage(w, m_rx, true);
+    // Handling may have dropped the worker (and its entry with it).
+    const WorkerEntry* still = m_registry->byConn(id);
+    if (still != &w || !w.slot || !m_segment->isActive(*w.slot)) return false;
   }
   return true;
-}
-
-std::shared_ptr<StatsSnapshot> Server::takeSnapshot(bool ask_database) {
-  auto snap = std::make_shared<StatsSnapshot>();
-  snap->server_pid = ::getpid();
-  snap->host = m_host;
-  snap->generation = m_segment->generation();
-  if (m_http) snap->http = m_http->address();
-  for (auto& c : m_reserver->clients())
-    snap->workers.push_back(WorkerSnapshot{c.name, c.pid, c.transport, c.state, c.jobs_done, c.current_job});
-  m_reserver->refreshIdle();
-  snap->idle = m_reserver->idle();
-  snap->drained = ask_database ? m_reserver->drained() : m_reserver->drainedAsKnown();
-  snap->database_up = m_reserver->databaseUp();
-  snap->prefetched = m_reserver->prefetchedCount();
-  snap->results_pending = m_reserver->pendingResults();
-  snap->held_channels = m_channels.size();
-  snap->held_in_use = m_reserver->batchesInUse();
-  snap->stats = m_stats;
-  snap->taken_at = SteadyClock::now();
-  return snap;
-}
-
-void Server::publishStats(SteadyClock::time_point now) {
-  if (!m_http || now < m_nextPublish) return;
-  m_nextPublish = now + std::chrono::milliseconds(250);
-  m_statsBoard.publish(takeSnapshot(false));
 }
 
 bool Server::startHttp() {
@@ -572,40 +404,9 @@ bool Server::startHttp() {
     spdlog::critical("{}", e.what());
     return false;
   }
-  m_statsBoard.publish(takeSnapshot(false));
+  m_reporter->publishTo(m_statsBoard, m_http->address());
   m_http->start();
   return true;
-}
-
-void Server::listenLoop() {
-  std::unique_ptr<Store> conn;
-  auto backoff = std::chrono::milliseconds(50);
-  while (!m_listenStop.load()) {
-    try {
-      if (!conn) {
-        StoreOptions so;
-        so.schema = m_o.schema;
-        so.application_name = "hostq server listener";
-        conn = Store::connect(resolveDatabaseUrl(m_o.database_url), so);
-        conn->listen();
-        backoff = std::chrono::milliseconds(50);
-        // Anything enqueued while we were not listening must not wait for the poll.
-        m_notified.store(true);
-        m_segment->ringServerDoorbell();
-      }
-      pollfd fd{conn->socket(), POLLIN, 0};
-      const int rc = ::poll(&fd, 1, 200);
-      if (rc > 0 && conn->drainNotifications() > 0) {
-        m_notified.store(true);
-        m_segment->ringServerDoorbell();
-      }
-    } catch (const std::exception& e) {
-      spdlog::debug("listener: {}", e.what());
-      conn.reset();
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-    }
-  }
 }
 
 int Server::run() {
@@ -630,7 +431,7 @@ int Server::run() {
     } catch (const DbError& e) {
       if (e.kind() == DbErrorKind::GiveUp) throw;
       spdlog::warn("database not reachable ({}); retrying", e.what());
-      if (g_exit.load()) return 0;
+      if (ServerSignals::stopRequested()) return 0;
       std::this_thread::sleep_for(backoff);
     }
   }
@@ -641,8 +442,6 @@ int Server::run() {
     return 1;
   }
   m_segment.emplace(std::move(seg.value()));
-  m_slotConn.assign(m_segment->capacity(), 0);
-  for (std::uint32_t i = 0; i < m_segment->capacity(); ++i) m_freeSlots.push_back(i);
   m_buf.resize(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax) + 64);
 
   // The writer's and the reserver's own connections: batch statements, nested-loop joins only.
@@ -675,14 +474,11 @@ int Server::run() {
   }
   m_reserver = std::make_unique<Reserver>(*m_store, *m_writer, *m_reservations, m_o.settings, m_host,
                                           *this, m_stats, std::move(channels));
+  m_registry = std::make_unique<WorkerRegistry>(*m_reserver, m_segment->capacity(), m_o.settings.reconnect_grace);
+  m_reporter = std::make_unique<StatsReporter>(*m_reserver, m_stats, m_host, m_segment->generation(), m_channels.size());
 
   const shm::ServerDoorbell doorbell = m_segment->doorbell();
-  g_doorbell.store(&doorbell);
-  struct sigaction sa{};
-  sa.sa_handler = onServerSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  for (int s : {SIGINT, SIGTERM, SIGQUIT}) ::sigaction(s, &sa, nullptr);
+  ServerSignals::install(&doorbell);
 
   control::ControlServerOptions co;
   co.socket_path = resolveSocketPath(m_o.settings.socket_path);
@@ -697,19 +493,23 @@ int Server::run() {
   if (!startHttp()) return 1;
   m_control->start();
   if (m_control->replacedStaleSocket()) m_reserver->expectReconnects();
-  m_listener = std::thread([this] { listenLoop(); });
+  StoreOptions lo;
+  lo.schema = m_o.schema;
+  lo.application_name = "hostq server listener";
+  m_listener = std::make_unique<NotifyListener>(url, lo, wake);
+  m_listener->start();
   m_monitor = std::make_unique<HostMonitor>(HostMonitorOptions{
       url, so, m_host, static_cast<int>(::getpid()), m_o.settings.host_timeout, m_o.settings.periodic_jobs, [this] {
         // Our jobs were given to other hosts: stop as on a signal; the pool starts a fresh server.
         m_declaredDead.store(true);
-        onServerSignal(0);
+        ServerSignals::requestStop();
       }});
   m_monitor->start();
   spdlog::info("server {} listening on {} (pid {}, {} shm slots)", m_host, co.socket_path, ::getpid(),
                m_segment->capacity());
 
   auto next_parent_check = SteadyClock::now();
-  while (!g_exit.load()) {
+  while (!ServerSignals::stopRequested()) {
     // PR_SET_PDEATHSIG is the fast path; this check (a syscall) covers a parent that died before
     // prctl, at most every 100 ms instead of on every turn of the loop.
     if (m_o.parent_pid > 0 && SteadyClock::now() >= next_parent_check) {
@@ -721,13 +521,13 @@ int Server::run() {
     }
     bool did = drainInbox();
     did |= scanSlots();
-    if (m_notified.exchange(false)) {
+    if (m_listener->takeNotified()) {
       ++m_stats.notifications;
       m_reserver->jobsMayExist();
     }
     const auto now = SteadyClock::now();
-    expireDetached(now);
-    publishStats(now);
+    m_registry->expire(now);
+    m_reporter->publishIfDue(now);
     did |= m_reserver->poll(now);
     const bool idle = m_reserver->idle();
     if (idle != m_wasIdle) {
@@ -737,8 +537,7 @@ int Server::run() {
     m_idleHook.reap(now);
     if (did) continue;
     auto deadline = m_reserver->nextDeadline(now);
-    if (!m_detached.empty()) deadline = std::min(deadline, m_nextDetachCheck);
-    if (m_http) deadline = std::min(deadline, m_nextPublish);
+    deadline = std::min({deadline, m_registry->nextExpiry(), m_reporter->nextPublish()});
     auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - SteadyClock::now());
     timeout = std::clamp(timeout, std::chrono::nanoseconds(0), std::chrono::nanoseconds(std::chrono::seconds(1)));
     m_segment->waitForWork(timeout);
@@ -753,11 +552,10 @@ int Server::run() {
   // to one is written back now ("process died", as before detaching existed) instead of staying
   // locked by a dead pid until this host's next server start.
   for (const auto until = SteadyClock::now() + std::chrono::seconds(1);
-       !m_detached.empty() && SteadyClock::now() < until;) {
-    m_nextDetachCheck = SteadyClock::time_point{};
-    expireDetached(SteadyClock::now());
+       m_registry->anyDetached() && SteadyClock::now() < until;) {
+    m_registry->expire(SteadyClock::now(), /*now_anyway=*/true);
     drainInbox();  // disconnects of workers exiting meanwhile
-    if (!m_detached.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (m_registry->anyDetached()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const bool clean = m_reserver->drain();
   if (!clean) spdlog::error("could not flush everything before exit; the next server start recovers it");
@@ -765,12 +563,11 @@ int Server::run() {
   m_writer->stop();
   m_reservations->stop();
   for (auto& c : m_channels) c->stop();
-  m_listenStop.store(true);
-  m_listener.join();
+  m_listener->stop();
   if (m_http) m_http->stop();
   m_monitor->stop(/*sign_off=*/clean && !m_declaredDead.load());
   m_control->stop();
-  g_doorbell.store(nullptr);
+  ServerSignals::uninstall();
   m_segment->retire();
   spdlog::info("server exiting: {} jobs completed, {} statements", m_stats.jobs_completed,
                m_stats.statements.total());
@@ -780,7 +577,7 @@ int Server::run() {
 }  // namespace
 
 int runServer(const ServerOptions& options) {
-  g_exit.store(false);
+  ServerSignals::reset();
   Server s(options);
   return s.run();
 }

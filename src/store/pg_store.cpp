@@ -700,17 +700,20 @@ class PgStore final : public Store, public store::HeldClaims {
   }
 
   std::vector<FailResult> failOutcomes(std::span<const Failure> failures, const PgResult& r) const {
-    std::unordered_map<std::int64_t, std::pair<bool, int>> done;
-    const int id = r.column("id"), permanent = r.column("permanent"), attempts = r.column("new_attempts");
-    for (int i = 0; i < r.rows(); ++i) done[r.i64(i, id)] = {r.boolean(i, permanent), r.i32(i, attempts)};
+    std::unordered_map<std::int64_t, FailResult> done;
+    const int id = r.column("id"), permanent = r.column("permanent"), attempts = r.column("new_attempts"),
+              run_at = r.column("run_at_us");
+    for (int i = 0; i < r.rows(); ++i) {
+      FailResult fr{r.i64(i, id), FailOutcome::Rescheduled, r.i32(i, attempts), std::nullopt};
+      if (r.boolean(i, permanent)) fr.outcome = m_options.keep_failed_jobs ? FailOutcome::MovedToFailedJobs : FailOutcome::Deleted;
+      else if (auto at = r.optI64(i, run_at)) fr.run_at = TimePoint{std::chrono::microseconds{*at}};
+      done[fr.id] = fr;
+    }
     std::vector<FailResult> out;
     for (const auto& f : failures) {
-      FailResult fr{f.id, FailOutcome::Mismatch, 0};
+      FailResult fr{f.id, FailOutcome::Mismatch, 0, std::nullopt};
       if (auto it = done.find(f.id); it != done.end()) {
-        fr.attempts = it->second.second;
-        fr.outcome = !it->second.first            ? FailOutcome::Rescheduled
-                     : m_options.keep_failed_jobs ? FailOutcome::MovedToFailedJobs
-                                                  : FailOutcome::Deleted;
+        fr = it->second;
         done.erase(it);  // a duplicate id in the batch is applied once
       }
       out.push_back(fr);

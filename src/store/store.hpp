@@ -13,6 +13,7 @@
 
 #include "hostq/error.hpp"
 #include "hostq/job.hpp"
+#include "hostq/job_result.hpp"
 #include "hostq/new_job.hpp"
 
 namespace hostq {
@@ -68,19 +69,11 @@ struct Failure {
   bool count_attempt = true;
   /// true = fail permanently now regardless of attempts (e.g. expired).
   bool permanent = false;
-};
 
-enum class FailOutcome {
-  Rescheduled,        ///< back in the queue with attempts+1 and a later run_at
-  MovedToFailedJobs,  ///< permanent failure, row now in failed_jobs
-  Deleted,            ///< permanent failure, row deleted (configured)
-  Mismatch,           ///< not locked by the given locked_by (or gone): nothing done
-};
-
-struct FailResult {
-  JobId id = 0;
-  FailOutcome outcome = FailOutcome::Mismatch;
-  int attempts = 0;  ///< attempts after the failure
+  /// A worker's failure, written if the row is still locked by `locked_by`.
+  static Failure of(const JobResult& r, std::string locked_by) {
+    return Failure{r.id, std::move(locked_by), r.error, r.run_at, r.count_attempt, r.permanent};
+  }
 };
 
 struct StoreOptions {

@@ -55,7 +55,7 @@ NextStatus DirectSource::next(Job& out) {
   }
 }
 
-void DirectSource::report(const Result& r) {
+void DirectSource::report(const JobResult& r) {
   for (int attempt = 0;; ++attempt) {
     try {
       if (!m_store) m_store = Store::connect(m_url, m_options);
@@ -63,14 +63,9 @@ void DirectSource::report(const Result& r) {
         OwnedJob j{r.id, m_name};
         m_store->complete(std::span<const OwnedJob>(&j, 1));
       } else {
-        Failure f;
-        f.id = r.id;
-        f.locked_by = m_name;
-        f.error = r.error;
-        f.run_at = r.run_at;
-        f.count_attempt = r.count_attempt;
-        f.permanent = r.permanent;
-        m_store->fail(std::span<const Failure>(&f, 1));
+        // The same statement as the server's writer: its answer is the decision.
+        const Failure f = Failure::of(r, m_name);
+        for (const auto& decision : m_store->fail(std::span<const Failure>(&f, 1))) decided(decision);
       }
       return;
     } catch (const DbError& e) {
@@ -89,10 +84,7 @@ bool DirectSource::abortRunning(JobId job, const std::string& error) noexcept {
   try {
     // Not the main thread's connection: that one may be mid-statement.
     auto store = Store::connect(m_url, m_options);
-    Failure f;
-    f.id = job;
-    f.locked_by = m_name;
-    f.error = error;
+    const Failure f = Failure::of(JobResult::failed(job, error), m_name);
     store->fail(std::span<const Failure>(&f, 1));
   } catch (const std::exception& e) {
     spdlog::error("could not reschedule aborted job {}: {}", job, e.what());

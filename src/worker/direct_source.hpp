@@ -15,7 +15,7 @@ class DirectSource final : public JobSource {
   DirectSource(std::string url, StoreOptions options, std::string name, WorkerConfig config,
                int interrupt_fd);
   NextStatus next(Job& out) override;
-  void report(const Result& result) override;
+  void report(const JobResult& result) override;
   bool abortRunning(JobId job, const std::string& error) noexcept override;
   void close() override;
   const std::string& name() const override { return m_name; }

@@ -1,22 +1,18 @@
 #pragma once
 // Where a worker's jobs come from and its results go: the host's server (shared memory or socket)
 // or the database itself (direct). The run loop is the same for all.
-#include <chrono>
-#include <optional>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "hostq/job.hpp"
+#include "hostq/job_result.hpp"
 
 namespace hostq::worker {
 
-struct Result {
-  JobId id = 0;
-  bool success = true;
-  std::string error;
-  std::optional<TimePoint> run_at;
-  bool count_attempt = true;
-  bool permanent = false;
-};
+/// Told the database's decision on a failure this worker reported (retried or permanent), on
+/// the thread that calls next(), report() or close(), when the result is durable.
+using DecisionSink = std::function<void(const FailResult&)>;
 
 enum class NextStatus { Job, Interrupted, Stop };
 
@@ -29,7 +25,7 @@ class JobSource {
   virtual NextStatus next(Job& out) = 0;
   /// Reports a job's result. May return before it is durable; the source keeps it until the
   /// server acknowledges it and resends it after a reconnect.
-  virtual void report(const Result& result) = 0;
+  virtual void report(const JobResult& result) = 0;
   /// Called from another thread when the worker must abort the running job now (TERM): reports
   /// the failure by a path that does not race the main thread, best effort, and the process exits
   /// right after. Returns false when the source knows the job was already reported (the main
@@ -39,6 +35,16 @@ class JobSource {
   virtual void close() = 0;
   /// The worker's name as the server/database knows it.
   virtual const std::string& name() const = 0;
+  /// Where decisions on this worker's failures go (see DecisionSink).
+  void onDecision(DecisionSink sink) { m_onDecision = std::move(sink); }
+
+ protected:
+  void decided(const FailResult& r) const {
+    if (m_onDecision) m_onDecision(r);
+  }
+
+ private:
+  DecisionSink m_onDecision;
 };
 
 }  // namespace hostq::worker

@@ -37,6 +37,7 @@ bool socketHasInput(const control::ControlClient& c) { return c.hasBuffered() ||
 }  // namespace
 
 struct ServerSource::Impl {
+  ServerSource* owner = nullptr;  ///< told the decisions that arrive with acks
   std::string path;
   std::string name;
   WorkerConfig config;
@@ -247,6 +248,7 @@ struct ServerSource::Impl {
     }
     if (auto* ack = std::get_if<protocol::ResultAck>(&m)) {
       forgetAcked(ack->job_ids);
+      for (const auto& decision : ack->failures) owner->decided(decision);
       return Handled::Nothing;
     }
     if (auto* n = std::get_if<protocol::Notice>(&m)) {
@@ -342,21 +344,8 @@ struct ServerSource::Impl {
     }
   }
 
-  void report(const Result& r) {
-    const std::uint64_t seq = next_seq++;
-    protocol::Message m;
-    if (r.success) {
-      m = protocol::Complete{r.id, seq};
-    } else {
-      protocol::Fail f;
-      f.job_id = r.id;
-      f.seq = seq;
-      f.error = r.error;
-      f.count_attempt = r.count_attempt;
-      f.permanent = r.permanent;
-      f.run_at_us = r.run_at ? r.run_at->time_since_epoch().count() : 0;
-      m = std::move(f);
-    }
+  void report(const JobResult& r) {
+    protocol::Message m = protocol::toResultFrame(r, next_seq++);
     in_hand.reset();
     // The previous result still held means no next() came between: it goes first, alone.
     if (seg && !flushHeld()) disconnect();
@@ -402,6 +391,7 @@ struct ServerSource::Impl {
 ServerSource::ServerSource(std::string socket_path, std::string name, WorkerConfig config,
                            Transport transport, int interrupt_fd)
     : m_name(name), m_impl(std::make_unique<Impl>()) {
+  m_impl->owner = this;
   m_impl->path = std::move(socket_path);
   m_impl->name = std::move(name);
   m_impl->config = std::move(config);
@@ -416,7 +406,7 @@ NextStatus ServerSource::next(Job& out) {
   return m_impl->next(out);
 }
 
-void ServerSource::report(const Result& result) {
+void ServerSource::report(const JobResult& result) {
   std::lock_guard lock(m_impl->client_mutex);
   m_impl->report(result);
 }
@@ -433,11 +423,7 @@ bool ServerSource::abortRunning(JobId job, const std::string& error) noexcept {
     // that report (and the server may already have handed the worker its next job).
     if (m_impl->in_hand != job) return false;
     if (!m_impl->client.connected()) return true;  // the server requeues it when it sees us gone
-    protocol::Fail f;
-    f.job_id = job;
-    f.seq = 0;
-    f.error = error;
-    (void)m_impl->client.send(protocol::Message(std::move(f)));
+    (void)m_impl->client.send(protocol::toResultFrame(JobResult::failed(job, error), 0));
   } catch (...) {
   }
   return true;

@@ -20,7 +20,7 @@ class ServerSource final : public JobSource {
                int interrupt_fd);
   ~ServerSource() override;
   NextStatus next(Job& out) override;
-  void report(const Result& result) override;
+  void report(const JobResult& result) override;
   bool abortRunning(JobId job, const std::string& error) noexcept override;
   void close() override;
   const std::string& name() const override { return m_name; }

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include "worker/direct_source.hpp"
 #include "worker/job_source.hpp"
@@ -59,6 +61,8 @@ struct Worker::Impl {
   std::atomic<JobId> running{0};
   std::atomic<std::uint64_t> jobs_run{0};
   std::thread watcher;
+  /// Failed jobs reported, their decision not back yet (main thread only).
+  std::unordered_map<JobId, std::pair<Job, std::string>> awaiting;
 
   explicit Impl(WorkerOptions o) : options(std::move(o)) {
     name = resolveHostname(options.hostname) + ":" + std::to_string(::getpid());
@@ -143,12 +147,12 @@ struct Worker::Impl {
     return out;
   }
 
-  worker::Result judge(const Job& job, const Outcome& out) {
-    worker::Result r;
-    r.id = job.id;
-    if (out.ok()) return r;
-    r.success = false;
-    r.error = out.error();
+  /// The result to report. Whether a failure is retried or permanent is not decided here: the
+  /// fail statement decides (the row's attempts and max_attempts as they are then, its expiry)
+  /// and its answer comes back through decide().
+  JobResult judge(const Job& job, const Outcome& out) {
+    if (out.ok()) return JobResult::completed(job.id);
+    JobResult r = JobResult::failed(job.id, out.error());
     r.run_at = out.runAt();
     const auto* entry = options.handlers.find(job.tag);
     if (entry && entry->options.on_failure) {
@@ -158,24 +162,40 @@ struct Worker::Impl {
         spdlog::warn("on_failure of job {}: {}", job.id, e.what());
       }
     }
-    const int attempts = job.attempts + (r.count_attempt ? 1 : 0);
-    const int max_attempts = job.max_attempts.value_or(options.default_max_attempts);
-    const bool expired = job.expires_at && *job.expires_at <= nowUtc();
-    const bool last = attempts >= max_attempts || expired;
     for (auto& h : options.hooks.on_error) h(job, r.error);
-    if (last) {
-      if (entry && entry->options.on_permanent_failure) {
-        try {
-          entry->options.on_permanent_failure(job, r.error);
-        } catch (const std::exception& e) {
-          spdlog::warn("on_permanent_failure of job {}: {}", job.id, e.what());
-        }
+    // Used only should the statement retry the job.
+    if (!r.run_at && entry && entry->options.reschedule_at) {
+      try {
+        r.run_at = entry->options.reschedule_at(job, job.attempts + (r.count_attempt ? 1 : 0));
+      } catch (const std::exception& e) {
+        spdlog::warn("reschedule_at of job {}: {}", job.id, e.what());
       }
-    } else {
-      for (auto& h : options.hooks.on_retry) h(job, r.error);
-      if (!r.run_at && entry && entry->options.reschedule_at) r.run_at = entry->options.reschedule_at(job, attempts);
     }
     return r;
+  }
+
+  /// The database's decision on a failure this worker reported: the hooks follow it.
+  void decide(const FailResult& d) {
+    auto it = awaiting.find(d.id);
+    if (it == awaiting.end()) return;  // a resend's second ack, or a job failed by the watcher
+    const auto [job, error] = std::move(it->second);
+    awaiting.erase(it);
+    if (d.outcome == FailOutcome::Mismatch) {
+      spdlog::warn("job {}: its failure was not written (the row was no longer locked by {})", job.id, name);
+      return;
+    }
+    if (!d.permanent()) {
+      for (auto& h : options.hooks.on_retry) h(job, error);
+      return;
+    }
+    const auto* entry = options.handlers.find(job.tag);
+    if (entry && entry->options.on_permanent_failure) {
+      try {
+        entry->options.on_permanent_failure(job, error);
+      } catch (const std::exception& e) {
+        spdlog::warn("on_permanent_failure of job {}: {}", job.id, e.what());
+      }
+    }
   }
 
   int run() {
@@ -206,6 +226,7 @@ struct Worker::Impl {
                                                       options.settings.config,
                                                       options.settings.transport, interrupt_fd);
     }
+    source->onDecision([this](const FailResult& d) { decide(d); });
     watcher = std::thread([this] { watchSignals(); });
     spdlog::info("worker {} started (queue {}, priorities {}..{}, transport {})", name,
                  options.settings.config.queue, options.settings.config.min_priority,
@@ -222,6 +243,9 @@ struct Worker::Impl {
     } catch (const std::exception& e) {
       spdlog::warn("closing: {}", e.what());
     }
+    if (!awaiting.empty())
+      spdlog::warn("{} failure(s) without the server's decision at exit: their retry/permanent hooks did not run",
+                   awaiting.size());
     for (auto& h : options.hooks.on_exit) h(code);
     // Stop the watcher: a zero byte means "our own shutdown".
     const unsigned char zero = 0;
@@ -250,13 +274,14 @@ struct Worker::Impl {
         continue;
       }
       running = job.id;
-      worker::Result r;
+      JobResult r;
       if (job.expires_at && *job.expires_at <= nowUtc()) {
         r = judge(job, Outcome::failure("job has expired"));
-        r.permanent = true;
+        r.permanent = true;  // not run at all; the statement fails it for good
       } else {
         r = judge(job, perform(job));
       }
+      if (!r.success) awaiting.emplace(job.id, std::make_pair(job, r.error));
       source->report(r);
       running = 0;
       ++jobs_run;

@@ -1,6 +1,6 @@
 // Worker semantics (inst-jobs §7.8 in hostq's terms): a forked process runs hostq::Worker with
 // handlers and hooks registered here, against the real database, both with its own connection
-// (direct) and through a `hostq server` (shm). What the child's handlers and hooks see is
+// (direct) and through a `hostq server` (shm and socket). What the child's handlers and hooks see is
 // appended to an event file; what the database holds afterwards is read back with SQL.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include <deque>
 #include <ostream>
 #include <filesystem>
+#include <fstream>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -136,7 +137,7 @@ class WorkerSemantics : public hostq::test::DbTest, public ::testing::WithParamI
 };
 
 std::string transportName(const ::testing::TestParamInfo<Transport>& i) {
-  return i.param == Transport::Direct ? "direct" : "shm";
+  return hostq::toString(i.param);
 }
 
 TEST_P(WorkerSemantics, TakesOnlyItsQueueAndPriorityRange) {
@@ -180,7 +181,8 @@ TEST_P(WorkerSemantics, AFailureIsRescheduledWithBackoffAndHooks) {
   o.hooks.on_retry.push_back([this](const Job&, const std::string& e) { note("on_retry " + e); });
   const JobId id = put(job("resize", "-1x0", 3));
   auto& w = startWorker(std::move(o));
-  ASSERT_TRUE(waitUntil([&] { return attemptsAre(id, 1); }, 15s)) << w.describe();
+  // The retry hook follows the database's decision, which arrives with the result's ack.
+  ASSERT_TRUE(waitUntil([&] { return attemptsAre(id, 1) && events().size() >= 3; }, 15s)) << w.describe();
   EXPECT_EQ(col(id, "last_error").rfind("bad input: -1x0", 0), 0u) << col(id, "last_error");
   EXPECT_NEAR(runAtAfterFailure(id), 6.0, 0.001);  // now + 1^4 + 5 s
   EXPECT_EQ(events(), (std::vector<std::string>{"on_failure bad input: -1x0", "on_error bad input: -1x0",
@@ -203,7 +205,8 @@ TEST_P(WorkerSemantics, MaxAttemptsReachedMovesTheJobToFailedJobs) {
   const JobId twice = put(job("resize", "", 2));
   sql("UPDATE delayed_jobs SET attempts = 1 WHERE id = " + std::to_string(twice));
   auto& w = startWorker(std::move(o));
-  ASSERT_TRUE(waitUntil([&] { return inFailedJobs(once) && inFailedJobs(twice); }, 15s)) << w.describe();
+  ASSERT_TRUE(waitUntil([&] { return inFailedJobs(once) && inFailedJobs(twice) && events().size() >= 2; }, 15s))
+      << w.describe();
   EXPECT_FALSE(exists(once));
   EXPECT_FALSE(exists(twice));
   EXPECT_EQ(failedCol(once, "last_error").rfind("bad input", 0), 0u);
@@ -287,12 +290,60 @@ TEST_P(WorkerSemantics, AnExpiredJobFailsWithoutRunning) {
   j.expires_at = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now() - 1h);
   const JobId id = put(j);
   auto& w = startWorker(std::move(o));
-  ASSERT_TRUE(waitUntil([&] { return inFailedJobs(id); }, 15s)) << w.describe();
+  ASSERT_TRUE(waitUntil([&] { return inFailedJobs(id) && !events().empty(); }, 15s)) << w.describe();
   EXPECT_FALSE(exists(id));
   EXPECT_EQ(failedCol(id, "last_error").rfind("job has expired", 0), 0u) << failedCol(id, "last_error");
   EXPECT_EQ(events(), (std::vector<std::string>{"permanent job has expired"}));
   w.signal(SIGQUIT);
   expectExit(w, 0);
+}
+
+// The retry-or-permanent decision is the fail statement's, on the row as it is when the failure
+// is written; the worker's hooks follow it. Here max_attempts changes in the database while the
+// job runs: a worker judging by the copy it reserved would call the first failure permanent
+// (the row then retries it) and the second a retry (the row then moves to failed_jobs).
+TEST_P(WorkerSemantics, HooksFollowTheDatabaseWhenMaxAttemptsChangesWhileTheJobRuns) {
+  auto o = options();
+  o.handlers.add("slow_fail",
+                 [this](const Job& j) {
+                   note("ran " + std::to_string(j.id));
+                   const std::string go = m_dir.file("go" + std::to_string(j.id));
+                   waitUntil([&] { return std::filesystem::exists(go); }, 15s);
+                   return Outcome::failure("bad input");
+                 },
+                 HandlerOptions{.on_failure = {},
+                                .on_permanent_failure = [this](const Job& j, const std::string&) {
+                                  note("permanent " + std::to_string(j.id));
+                                },
+                                .reschedule_at = {}});
+  o.hooks.on_retry.push_back([this](const Job& j, const std::string&) { note("retry " + std::to_string(j.id)); });
+  auto raised = job("slow_fail", "", 1);
+  raised.priority = 1;  // runs first
+  const JobId up = put(raised);
+  const JobId down = put(job("slow_fail", "", 5));
+  auto& w = startWorker(std::move(o));
+  auto release = [&](JobId id, int max_attempts) {
+    ASSERT_TRUE(waitUntil([&] { return sawEvent("ran " + std::to_string(id)); }, 15s)) << w.describe();
+    sql("UPDATE delayed_jobs SET max_attempts = " + std::to_string(max_attempts) + " WHERE id = " + std::to_string(id));
+    std::ofstream(m_dir.file("go" + std::to_string(id))) << "go";
+  };
+  release(up, 3);  // reserved as its last attempt; now it has two more
+  ASSERT_TRUE(waitUntil([&] { return attemptsAre(up, 1); }, 15s)) << w.describe();
+  EXPECT_FALSE(inFailedJobs(up));
+  sql("UPDATE delayed_jobs SET run_at = '2100-01-01' WHERE id = " + std::to_string(up));  // not again here
+  // Through a server the decision on `up` may arrive while `down` runs: its hook fires once the
+  // worker is between jobs again, so `down` is released without waiting for it.
+  release(down, 1);  // reserved with four attempts to spare; now this one is the last
+  ASSERT_TRUE(waitUntil([&] { return inFailedJobs(down); }, 15s)) << w.describe();
+  EXPECT_FALSE(exists(down));
+  ASSERT_TRUE(waitUntil([&] { return sawEvent("retry " + std::to_string(up)) && sawEvent("permanent " + std::to_string(down)); }, 15s))
+      << w.describe();
+  w.signal(SIGQUIT);
+  expectExit(w, 0);
+  const auto ev = events();
+  EXPECT_EQ(std::count(ev.begin(), ev.end(), "permanent " + std::to_string(up)), 0);
+  EXPECT_EQ(std::count(ev.begin(), ev.end(), "retry " + std::to_string(down)), 0);
+  EXPECT_EQ(std::count(ev.begin(), ev.end(), "ran " + std::to_string(down)), 1);
 }
 
 TEST_P(WorkerSemantics, HooksRunInOrderFirstAroundOutermost) {
@@ -417,7 +468,8 @@ TEST_P(WorkerSemantics, MemoryHighWaterEndsTheWorkerAfterTheFirstJob) {
   ASSERT_TRUE(waitUntil([&] { return queryInt("SELECT count(*) FROM delayed_jobs") == 2; }, 10s));
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, WorkerSemantics, ::testing::Values(Transport::Direct, Transport::Shm),
+INSTANTIATE_TEST_SUITE_P(Transports, WorkerSemantics,
+                         ::testing::Values(Transport::Direct, Transport::Shm, Transport::Socket),
                          transportName);
 
 }  // namespace

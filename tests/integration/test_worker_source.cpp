@@ -181,9 +181,7 @@ class SourceWithAJob : public ::testing::Test {
   }
 
   void reportJob42() {
-    worker::Result done;
-    done.id = 42;
-    source.report(done);
+    source.report(JobResult::completed(42));
     auto complete = srv.read();
     ASSERT_TRUE(complete && std::holds_alternative<protocol::Complete>(*complete));
   }
@@ -206,6 +204,23 @@ TEST_F(SourceWithAJob, AnAbortOfTheJobInHandReachesTheServerAsAFailure) {
   ASSERT_TRUE(m && std::holds_alternative<protocol::Fail>(*m));
   EXPECT_EQ(std::get<protocol::Fail>(*m).job_id, 42);
   EXPECT_EQ(std::get<protocol::Fail>(*m).error, "worker received Terminated");
+}
+
+// The worker does not judge a failure: the database's decision comes back with the ack, and the
+// source hands it to the worker (whose retry / permanent-failure hooks follow it).
+TEST_F(SourceWithAJob, TheDecisionOnAFailureComesBackWithItsAck) {
+  std::vector<FailResult> decisions;
+  source.onDecision([&](const FailResult& d) { decisions.push_back(d); });
+  source.report(JobResult::failed(42, "bad input"));
+  auto fail = srv.read();
+  ASSERT_TRUE(fail && std::holds_alternative<protocol::Fail>(*fail));
+  EXPECT_EQ(std::get<protocol::Fail>(*fail).error, "bad input");
+  EXPECT_FALSE(std::get<protocol::Fail>(*fail).permanent);
+  EXPECT_TRUE(decisions.empty());
+  const FailResult moved{42, FailOutcome::MovedToFailedJobs, 1, std::nullopt};
+  ASSERT_TRUE(srv.writeTogether({protocol::ResultAck{{42}, {moved}}}));
+  source.close();  // waits for the ack
+  EXPECT_EQ(decisions, std::vector<FailResult>{moved});
 }
 
 // The watcher read "job 42 is running", then the main thread reported it: the abort must not

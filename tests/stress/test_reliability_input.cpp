@@ -175,12 +175,12 @@ TEST_F(ReliabilityInput, GarbageOnTheSocketDoesNotStopTheFarm) {
     auto f = helloFrame("gb:half", protocol::Transport::Socket);
     sendAll(half, f.data(), f.size() / 2);
   }
-  // A Hello of protocol version 2.
+  // A Hello of the next protocol version.
   const int version = connectUnix(farm.socket());
   ASSERT_GE(version, 0);
   {
-    auto f = helloFrame("gb:v2", protocol::Transport::Socket);
-    f[6] = std::byte{2};
+    auto f = helloFrame("gb:vnext", protocol::Transport::Socket);
+    f[6] = std::byte{static_cast<unsigned char>(protocol::kProtocolVersion + 1)};
     sendAll(version, f.data(), f.size());
   }
   EXPECT_TRUE(closedByServer(absurd, 5s)) << "absurd length not dropped";

@@ -1,6 +1,7 @@
 // Frame codec: round trips, and every kind of bad input refused with the right error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -254,6 +255,34 @@ TEST(ProtocolCodec, EncodeRefusesWhatDecodeWouldRefuse) {
   EXPECT_EQ(r.error(), EncodeErrc::Invalid);
   ack.job_ids.resize(kMaxAckIds);
   EXPECT_TRUE(decode(enc(ack)).ok());
+}
+
+// The server's acks must each fit a reply ring record, with every failure's decision in the
+// ack of its id.
+TEST(ProtocolCodec, ChunkedAcksFitARecordAndKeepEachDecisionWithItsId) {
+  std::vector<hostq::JobId> ids;
+  std::vector<hostq::FailResult> failures;
+  for (hostq::JobId id = 1; id <= 500; ++id) {
+    ids.push_back(id);
+    if (id % 3 == 0) failures.push_back(hostq::FailResult{id, hostq::FailOutcome::Rescheduled, 1, std::nullopt});
+  }
+  constexpr std::size_t kRecord = 1020;
+  const auto acks = chunkAck(ids, failures, kRecord);
+  ASSERT_GT(acks.size(), 1u);
+  std::vector<hostq::JobId> seen;
+  std::size_t decisions = 0;
+  for (const auto& a : acks) {
+    EXPECT_LE(encodedSize(Message(a)), kRecord);
+    EXPECT_FALSE(a.job_ids.empty());
+    for (const auto& f : a.failures) {
+      EXPECT_NE(std::find(a.job_ids.begin(), a.job_ids.end(), f.id), a.job_ids.end()) << f.id;
+      ++decisions;
+    }
+    seen.insert(seen.end(), a.job_ids.begin(), a.job_ids.end());
+  }
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(decisions, failures.size());
+  EXPECT_TRUE(chunkAck({}, {}, kRecord).empty());
 }
 
 TEST(ProtocolCodec, DirectionTable) {

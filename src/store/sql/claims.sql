@@ -101,7 +101,9 @@ SELECT id, locked_by FROM delayed_jobs WHERE id = ANY($1::int8[])
 
 -- name: fail
 -- $1 ids, $2 expected locked_by, $3 errors, $4 run_at µs (NULL = backoff), $5 count the
--- attempt, $6 permanent, $7 default max_attempts, $8 keep failed jobs.
+-- attempt, $6 permanent, $7 default max_attempts, $8 keep failed jobs. Returns each failure's
+-- decision (permanent, new_attempts, run_at_us: the next run when rescheduled): the only place
+-- it is made; the worker's hooks follow it.
 -- One statement: the CAS (FOR UPDATE re-checks locked_by against concurrent writers), the copy
 -- to failed_jobs, the delete and the reschedule see one snapshot and commit together.
 -- failed_jobs has no triggers, so no strand lock is taken for it (inst-jobs §7.9 #32).
@@ -135,5 +137,6 @@ WITH input AS (
                            (now() AT TIME ZONE 'UTC')
                              + (power(t.new_attempts, 4) + 5) * interval '1 second'),
          locked_by = NULL, locked_at = NULL, updated_at = (now() AT TIME ZONE 'UTC')
-    FROM target t WHERE d.id = t.id AND NOT t.permanent RETURNING d.id)
-SELECT t.id, t.permanent, t.new_attempts FROM target t
+    FROM target t WHERE d.id = t.id AND NOT t.permanent RETURNING d.id, d.run_at)
+SELECT t.id, t.permanent, t.new_attempts, (extract(epoch FROM r.run_at) * 1000000)::int8 AS run_at_us
+  FROM target t LEFT JOIN rescheduled r ON r.id = t.id
