@@ -1,7 +1,7 @@
 # Installs libhostq with a CMake package (find_package(hostq) → hostq::hostq) and a pkg-config file.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
-install(TARGETS hostq hostq_shm EXPORT hostqTargets
+install(TARGETS hostq hostq_shm hostq_common_headers EXPORT hostqTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

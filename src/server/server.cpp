@@ -17,6 +17,7 @@
 #include <variant>
 
 #include "common/json.hpp"
+#include "common/monotonic_clock.hpp"
 #include "common/process_probe.hpp"
 #include "control/control_server.hpp"
 #include "hostq/store.hpp"
@@ -40,12 +41,6 @@ std::atomic<const shm::ServerDoorbell*> g_doorbell{nullptr};
 extern "C" void onServerSignal(int) {
   g_exit.store(true);
   if (auto* d = g_doorbell.load()) d->ring();
-}
-
-std::uint64_t monoNowNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 /// What the control thread hands the loop thread.
@@ -322,7 +317,7 @@ void Server::handleMessage(control::ConnId id, Conn& conn, protocol::Message& m,
     // The worker's monotonic clock is the same as ours (one host), so the hand-off latency
     // covers the trip through the ring or socket too.
     SteadyClock::time_point at = now;
-    const auto mono = monoNowNs();
+    const auto mono = monotonicNs();
     if (r->request_mono_ns > 0 && static_cast<std::uint64_t>(r->request_mono_ns) <= mono &&
         mono - static_cast<std::uint64_t>(r->request_mono_ns) < 60'000'000'000ull)
       at = now - std::chrono::nanoseconds(mono - static_cast<std::uint64_t>(r->request_mono_ns));
