@@ -3,7 +3,7 @@
 # installed for the static link only (no headers), the embedded PostgreSQL not at all.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
-install(TARGETS hostq hostq_shm EXPORT hostqTargets
+install(TARGETS hostq hostq_shm hostq_common_headers EXPORT hostqTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

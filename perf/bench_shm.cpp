@@ -30,6 +30,7 @@
 namespace {
 
 using namespace hostq::shm;
+using hostq::monotonicNs;
 using namespace std::chrono_literals;
 
 constexpr std::size_t kRequestBytes = 64;

@@ -11,14 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_database.hpp"
 #include "store/store.hpp"
 
 namespace {
 
-const char* databaseUrl() {
-  const char* url = std::getenv("HOSTQ_TEST_DATABASE_URL");
-  return (url != nullptr && *url != '\0') ? url : nullptr;
-}
+using hostq::bench::databaseUrl;
+using hostq::bench::skipWithoutDatabase;
 
 /// A fresh migrated schema for one benchmark run; dropped on destruction.
 struct Scratch {
@@ -46,12 +45,6 @@ std::vector<hostq::NewJob> plainJobs(std::size_t n) {
   j.tag = "BenchJob#perform";
   j.payload = "--- !ruby/object:BenchJob\nargs:\n- 42\n- some text to make the row realistic\n";
   return std::vector<hostq::NewJob>(n, j);
-}
-
-bool skipWithoutDatabase(benchmark::State& state) {
-  if (databaseUrl() != nullptr) return false;
-  state.SkipWithError("HOSTQ_TEST_DATABASE_URL is not set (. scripts/pg.sh; pg_up)");
-  return true;
 }
 
 void BM_EnqueueBulk(benchmark::State& state) {

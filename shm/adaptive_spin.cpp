@@ -8,12 +8,6 @@
 
 namespace hostq::shm {
 
-std::uint64_t monotonicNs() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 namespace {
 double calibratePause() noexcept {
   // Minimum of a few short batches: preemption only ever inflates a batch.

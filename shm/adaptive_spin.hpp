@@ -7,6 +7,8 @@
 // came soon enough that a spin would have caught it.
 #include <cstdint>
 
+#include "common/monotonic_clock.hpp"
+
 namespace hostq::shm {
 
 inline void cpuRelax() noexcept {
@@ -16,9 +18,6 @@ inline void cpuRelax() noexcept {
   asm volatile("yield" ::: "memory");
 #endif
 }
-
-/// CLOCK_MONOTONIC in ns (vDSO, ~17 ns here).
-std::uint64_t monotonicNs() noexcept;
 
 /// Cost of one cpuRelax(), measured once per process (10 ns here, ~40 ns on Skylake-class
 /// parts: a budget counted in pauses would otherwise mean different times on different hosts).

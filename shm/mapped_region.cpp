@@ -12,18 +12,6 @@
 
 namespace hostq::shm {
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-  if (this != &o) {
-    if (m_fd >= 0) ::close(m_fd);
-    m_fd = o.release();
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  if (m_fd >= 0) ::close(m_fd);
-}
-
 MappedRegion::MappedRegion(MappedRegion&& o) noexcept
     : m_base(std::exchange(o.m_base, nullptr)), m_size(std::exchange(o.m_size, 0)) {}
 

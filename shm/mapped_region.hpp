@@ -3,29 +3,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/unique_fd.hpp"
 #include "shm/result.hpp"
 
 namespace hostq::shm {
-
-class UniqueFd {
- public:
-  UniqueFd() noexcept = default;
-  explicit UniqueFd(int fd) noexcept : m_fd(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : m_fd(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-  int get() const noexcept { return m_fd; }
-  int release() noexcept {
-    const int fd = m_fd;
-    m_fd = -1;
-    return fd;
-  }
-
- private:
-  int m_fd = -1;
-};
 
 class MappedRegion {
  public:

@@ -1,8 +1,8 @@
 #pragma once
 // Outcomes of the shm operations. No exceptions on this path: every call returns one of these.
 #include <cstdint>
-#include <optional>
-#include <utility>
+
+#include "common/result.hpp"
 
 namespace hostq::shm {
 
@@ -49,26 +49,7 @@ struct SegmentError {
   int sysErrno = 0;
 };
 
-/// Minimal expected<T, SegmentError> (std::expected is C++23).
 template <class T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) noexcept : m_value(std::move(value)) {}  // NOLINT: implicit by design
-  Result(SegmentError error) noexcept : m_error(error) {}  // NOLINT
-  Result(SegmentErrc code, int sysErrno = 0) noexcept : m_error{code, sysErrno} {}
-
-  bool hasValue() const noexcept { return m_value.has_value(); }
-  explicit operator bool() const noexcept { return hasValue(); }
-  /// @pre hasValue()
-  T& value() & noexcept { return *m_value; }
-  T&& value() && noexcept { return std::move(*m_value); }
-  T* operator->() noexcept { return &*m_value; }
-  /// @pre !hasValue()
-  SegmentError error() const noexcept { return m_error; }
-
- private:
-  std::optional<T> m_value;
-  SegmentError m_error{SegmentErrc::SystemError, 0};
-};
+using Result = hostq::Result<T, SegmentError>;
 
 }  // namespace hostq::shm

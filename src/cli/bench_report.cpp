@@ -182,11 +182,11 @@ std::string toCsv(const std::vector<RunResult>& runs) {
 std::string histogramsCsv(const std::vector<RunResult>& runs) {
   std::string o = "transport,workers,repeat,upper_us,count\n";
   for (const auto& r : runs) {
-    for (int i = 0; i < SharedHistogram::kBuckets; ++i) {
-      const auto n = r.gap.buckets[static_cast<std::size_t>(i)];
+    for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      const auto n = r.gap.buckets()[static_cast<std::size_t>(i)];
       if (n == 0) continue;
       o += fmt::format("{},{},{},{},{}\n", toString(r.config.transport), r.config.workers, r.repeat,
-                       num(static_cast<double>(SharedHistogram::upperEdge(i)) / 1000.0, 3), n);
+                       num(static_cast<double>(LatencyHistogram::bucketUpper(i)) / 1000.0, 3), n);
     }
   }
   return o;
@@ -366,10 +366,10 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
   double lo = 1e18, hi = 0, maxShare = 0;
   for (const auto& c : s) {
     const double n = static_cast<double>(c.gap.count());
-    for (int i = 0; i < SharedHistogram::kBuckets; ++i) {
-      const auto k = c.gap.buckets[static_cast<std::size_t>(i)];
+    for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      const auto k = c.gap.buckets()[static_cast<std::size_t>(i)];
       if (k == 0) continue;
-      const double up = static_cast<double>(SharedHistogram::upperEdge(i)) / 1000.0;
+      const double up = static_cast<double>(LatencyHistogram::bucketUpper(i)) / 1000.0;
       lo = std::min(lo, up);
       hi = std::max(hi, up);
       maxShare = std::max(maxShare, 100.0 * static_cast<double>(k) / n);
@@ -404,9 +404,9 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
       const int dash = seen[c.config.transport]++ % 4;
       std::string pts;
       double prevX = xOf(lx0);
-      for (int i = 0; i < SharedHistogram::kBuckets; ++i) {
-        const auto k = c.gap.buckets[static_cast<std::size_t>(i)];
-        const double up = static_cast<double>(SharedHistogram::upperEdge(i)) / 1000.0;
+      for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+        const auto k = c.gap.buckets()[static_cast<std::size_t>(i)];
+        const double up = static_cast<double>(LatencyHistogram::bucketUpper(i)) / 1000.0;
         if (up < lx0 || up > lx1 * 1.001) continue;
         const double x = xOf(up), y = yOf2(100.0 * static_cast<double>(k) / n);
         pts += fmt::format("{:.1f},{:.1f} {:.1f},{:.1f} ", prevX, y, x, y);
@@ -418,7 +418,7 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
       o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\" stroke-dasharray=\"{}\"/>"
                        "<text x=\"{}\" y=\"{}\">{} ×{}, p50 {} µs</text>\n",
                        x1 + 10, ly + 7, x1 + 36, ly + 7, transportColor(c.config.transport), dashes[dash], x1 + 42, ly + 11,
-                       toString(c.config.transport), c.config.workers, fmtNum(c.gap.percentileUs(0.5), 1));
+                       toString(c.config.transport), c.config.workers, fmtNum(percentileUs(c.gap, 0.5), 1));
     }
   } else {
     o += fmt::format("<text x=\"{}\" y=\"{}\">no hand-offs recorded</text>\n", L, top2 + 40);

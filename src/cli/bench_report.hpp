@@ -20,7 +20,7 @@ struct ConfigSummary {
   RunConfig config;
   std::vector<const RunResult*> runs;
   RunResult median;  ///< every scalar field: the median over `runs` of the runs that have it
-  Histogram gap;     ///< merged over the runs
+  LatencyHistogram gap;  ///< merged over the runs
 };
 std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs);
 

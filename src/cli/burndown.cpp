@@ -1,6 +1,5 @@
 #include "cli/burndown.hpp"
 
-#include <dirent.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -8,20 +7,19 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "cli/fairness.hpp"
 #include "cli/server_query.hpp"
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "common/monotonic_clock.hpp"
+#include "common/proc_stat.hpp"
 #include "hostq/pool.hpp"
 #include "store/quote_ident.hpp"
 #include "store/store.hpp"
@@ -53,44 +51,19 @@ void throwIfStopped() {
 
 // --- histograms -----------------------------------------------------------------------------
 
-int SharedHistogram::indexOf(std::uint64_t ns) noexcept {
-  if (ns < 16) return static_cast<int>(ns);
-  const int msb = 63 - std::countl_zero(ns);
-  return std::min(kBuckets - 1, 16 + (msb - 4) * 8 + static_cast<int>((ns >> (msb - 3)) & 7));
-}
-
-std::uint64_t SharedHistogram::upperEdge(int i) noexcept {
-  if (i < 16) return static_cast<std::uint64_t>(i) + 1;
-  const int msb = (i - 16) / 8 + 4;
-  const std::uint64_t sub = static_cast<std::uint64_t>((i - 16) % 8);
-  if (msb >= 63) return UINT64_MAX;
-  return (9 + sub) << (msb - 3);
-}
-
 void SharedHistogram::reset() noexcept {
   for (auto& b : buckets) b.store(0, std::memory_order_relaxed);
 }
 
-std::uint64_t Histogram::count() const noexcept {
-  std::uint64_t n = 0;
-  for (auto b : buckets) n += b;
-  return n;
+LatencyHistogram SharedHistogram::snapshot() const noexcept {
+  LatencyHistogram h;
+  for (int i = 0; i < LatencyHistogram::kBuckets; ++i) h.addToBucket(i, buckets[i].load(std::memory_order_relaxed));
+  return h;
 }
 
-std::optional<double> Histogram::percentileUs(double q) const noexcept {
-  const std::uint64_t n = count();
-  if (n == 0) return std::nullopt;
-  const auto target = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(n)));
-  std::uint64_t seen = 0;
-  for (int i = 0; i < SharedHistogram::kBuckets; ++i) {
-    seen += buckets[static_cast<std::size_t>(i)];
-    if (seen >= std::max<std::uint64_t>(target, 1)) return static_cast<double>(SharedHistogram::upperEdge(i)) / 1000.0;
-  }
-  return static_cast<double>(SharedHistogram::upperEdge(SharedHistogram::kBuckets - 1)) / 1000.0;
-}
-
-void Histogram::merge(const Histogram& other) noexcept {
-  for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += other.buckets[i];
+std::optional<double> percentileUs(const LatencyHistogram& h, double q) noexcept {
+  if (h.count() == 0) return std::nullopt;
+  return static_cast<double>(h.percentile(q)) / 1000.0;
 }
 
 // --- small helpers ----------------------------------------------------------------------------
@@ -118,53 +91,6 @@ void sleepMs(int ms) {
 }
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::uint64_t monotonicNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-/// /proc/<pid>/stat, the fields we use.
-struct ProcStat {
-  int pid = 0;
-  int ppid = 0;
-  std::string comm;
-  std::uint64_t ticks = 0;        ///< utime + stime
-  std::uint64_t child_ticks = 0;  ///< cutime + cstime (reaped children)
-};
-
-std::optional<ProcStat> readStat(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  const auto open = line.find('('), close = line.rfind(')');
-  if (open == std::string::npos || close == std::string::npos) return std::nullopt;
-  ProcStat s;
-  s.pid = pid;
-  s.comm = line.substr(open + 1, close - open - 1);
-  std::istringstream rest(line.substr(close + 2));
-  std::vector<std::string> f;
-  for (std::string x; rest >> x;) f.push_back(x);
-  // rest starts at field 3 (state): ppid = 4, utime = 14, stime = 15, cutime = 16, cstime = 17.
-  if (f.size() < 15) return std::nullopt;
-  s.ppid = std::stoi(f[1]);
-  s.ticks = std::stoull(f[11]) + std::stoull(f[12]);
-  s.child_ticks = std::stoull(f[13]) + std::stoull(f[14]);
-  return s;
-}
-
-std::vector<ProcStat> allProcesses() {
-  std::vector<ProcStat> out;
-  DIR* d = ::opendir("/proc");
-  if (!d) return out;
-  while (auto* e = ::readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    if (auto s = readStat(std::atoi(e->d_name))) out.push_back(*s);
-  }
-  ::closedir(d);
-  return out;
-}
 
 double ticksToSeconds(std::uint64_t t) { return static_cast<double>(t) / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
 
@@ -494,19 +420,19 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
   // the database runs on this host; our own backend's share is taken out again.
   const int backend = static_cast<int>(number(pg, sql("bench_backend_pid"), "pid"));
   int postmaster = 0;
-  if (auto s = readStat(backend); s && s->comm == "postgres") postmaster = s->ppid;
+  if (auto s = readProcStat(backend); s && s->comm == "postgres") postmaster = s->ppid;
   const auto pgTicks = [&]() -> std::optional<std::uint64_t> {
     if (postmaster == 0) return std::nullopt;
     std::uint64_t t = 0;
-    for (const auto& p : allProcesses()) {
-      if (p.pid == postmaster) t += p.ticks + p.child_ticks;  // + backends that exited meanwhile
-      else if (p.ppid == postmaster) t += p.ticks;
+    for (const auto& p : listProcesses()) {
+      if (p.pid == postmaster) t += p.ticks() + p.childTicks();  // + backends that exited meanwhile
+      else if (p.ppid == postmaster) t += p.ticks();
     }
     return t;
   };
   const auto ownTicks = [&]() -> std::uint64_t {
-    auto s = readStat(backend);
-    return s ? s->ticks : 0;
+    auto s = readProcStat(backend);
+    return s ? s->ticks() : 0;
   };
   const std::int64_t baselineClients = number(pg, sql("bench_other_clients"), "clients");
   const XactReading xactBefore = readXact(pg);
@@ -551,15 +477,15 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
   // Everything below is read before the farm stops: its processes must still exist.
   std::uint64_t serverTicks = 0, workerTicks = 0;
   bool haveServer = false;
-  for (const auto& p : allProcesses()) {
+  for (const auto& p : listProcesses()) {
     if (p.ppid != m.pool) continue;
     const auto hwm = peakRssKb(p.pid);
     if (p.comm == "hostq server") {
       haveServer = true;
-      serverTicks += p.ticks;
+      serverTicks += p.ticks();
       if (hwm) r.server_peak_rss_kb = *hwm;
     } else {
-      workerTicks += p.ticks;
+      workerTicks += p.ticks();
       if (hwm) r.worker_peak_rss_kb = std::max(r.worker_peak_rss_kb.value_or(0), *hwm);
     }
   }
@@ -570,11 +496,10 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
     const std::uint64_t d = *pgAfter - *pgBefore;
     r.cpu_postgres_us_per_job = ticksToSeconds(d > own ? d - own : 0) * 1e6 / jobs;
   }
-  for (int i = 0; i < SharedHistogram::kBuckets; ++i)
-    r.gap.buckets[static_cast<std::size_t>(i)] = m.hist->buckets[i].load(std::memory_order_relaxed);
-  r.gap_p50_us = r.gap.percentileUs(0.50);
-  r.gap_p99_us = r.gap.percentileUs(0.99);
-  r.gap_p999_us = r.gap.percentileUs(0.999);
+  r.gap = m.hist->snapshot();
+  r.gap_p50_us = percentileUs(r.gap, 0.50);
+  r.gap_p99_us = percentileUs(r.gap, 0.99);
+  r.gap_p999_us = percentileUs(r.gap, 0.999);
 
   if (c.transport != Transport::Direct) {
     std::string err;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/verbs.hpp"
+#include "common/latency_histogram.hpp"
 #include "hostq/config.hpp"
 
 namespace hostq {
@@ -34,28 +35,20 @@ void installStopSignals();
 bool stopRequested() noexcept;
 void throwIfStopped();
 
-/// Log-linear histogram of nanoseconds, like the server's (8 sub-buckets per power of two, so a
-/// percentile is within 12.5%), but with atomic buckets: it lives in a MAP_SHARED page that the
-/// forked workers write into.
+/// The job-gap histogram while the farm runs: LatencyHistogram's buckets, atomic, in a
+/// MAP_SHARED page that the forked workers write into.
 struct SharedHistogram {
-  static constexpr int kBuckets = 512;
-  std::atomic<std::uint64_t> buckets[kBuckets];
+  std::atomic<std::uint64_t> buckets[LatencyHistogram::kBuckets];
 
-  static int indexOf(std::uint64_t ns) noexcept;
-  /// Exclusive upper edge of bucket `i`, ns.
-  static std::uint64_t upperEdge(int i) noexcept;
-  void record(std::uint64_t ns) noexcept { buckets[indexOf(ns)].fetch_add(1, std::memory_order_relaxed); }
+  void record(std::uint64_t ns) noexcept {
+    buckets[LatencyHistogram::indexOf(ns)].fetch_add(1, std::memory_order_relaxed);
+  }
   void reset() noexcept;
+  LatencyHistogram snapshot() const noexcept;
 };
 
-/// A plain copy of a histogram's buckets, for merging and percentiles after a run.
-struct Histogram {
-  std::vector<std::uint64_t> buckets = std::vector<std::uint64_t>(SharedHistogram::kBuckets, 0);
-  std::uint64_t count() const noexcept;
-  /// q in [0,1]; microseconds (upper edge of the bucket), nullopt when empty.
-  std::optional<double> percentileUs(double q) const noexcept;
-  void merge(const Histogram& other) noexcept;
-};
+/// Percentile `q` of `h` in microseconds; nullopt when empty.
+std::optional<double> percentileUs(const LatencyHistogram& h, double q) noexcept;
 
 /// The database of a burn-down: the given URL, else a private throwaway cluster. Owns a schema
 /// (the given one, or hostq_bench_<pid>, dropped at the end when we created it on a database we
@@ -126,7 +119,7 @@ struct RunResult {
   /// per batch (mean), jobs promoted to a written lock at the bound.
   std::optional<double> held_batches, held_open_ms_p50, held_open_ms_p99, held_jobs_per_batch, held_promotions;
   double load_1m = 0;  ///< /proc/loadavg when the run started
-  Histogram gap;       ///< the worker-side hand-off histogram
+  LatencyHistogram gap;  ///< the worker-side hand-off histogram
   std::string stats_json;  ///< the server's, raw ("" for direct)
   std::string error;       ///< set when the run failed (e.g. timed out); the figures are then meaningless
 };

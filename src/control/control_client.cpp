@@ -67,13 +67,13 @@ Status ControlClient::connect(const std::string& path, std::chrono::milliseconds
   close();
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof addr.sun_path)
-    return protocol::Err{mkErr(ClientError::Kind::Connect, "bad socket path '" + path + "'")};
+    return Err{mkErr(ClientError::Kind::Connect, "bad socket path '" + path + "'")};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return protocol::Err{mkErr(ClientError::Kind::Connect, "socket()", errno)};
+    if (!fd) return Err{mkErr(ClientError::Kind::Connect, "socket()", errno)};
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
       m_fd = std::move(fd);
       m_rx.resize(kInitialRx);
@@ -83,7 +83,7 @@ Status ControlClient::connect(const std::string& path, std::chrono::milliseconds
     if (e == EINPROGRESS) {
       pollfd p{fd.get(), POLLOUT, 0};
       int r = ::poll(&p, 1, msLeft(deadline, false));
-      if (r == 0) return protocol::Err{mkErr(ClientError::Kind::Connect, "timed out connecting to " + path, ETIMEDOUT)};
+      if (r == 0) return Err{mkErr(ClientError::Kind::Connect, "timed out connecting to " + path, ETIMEDOUT)};
       int soerr = 0;
       socklen_t len = sizeof soerr;
       ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &soerr, &len);
@@ -92,26 +92,26 @@ Status ControlClient::connect(const std::string& path, std::chrono::milliseconds
         m_rx.resize(kInitialRx);
         return std::monostate{};
       }
-      return protocol::Err{mkErr(ClientError::Kind::Connect, path, soerr ? soerr : errno)};
+      return Err{mkErr(ClientError::Kind::Connect, path, soerr ? soerr : errno)};
     }
     // EAGAIN: the server's accept backlog is full. It is alive, just busy: retry briefly.
     if ((e == EAGAIN || e == EINTR) && Clock::now() < deadline) {
       std::this_thread::sleep_for(2ms);
       continue;
     }
-    return protocol::Err{mkErr(ClientError::Kind::Connect, path, e)};
+    return Err{mkErr(ClientError::Kind::Connect, path, e)};
   }
 }
 
 Status ControlClient::send(const protocol::Message& m) {
-  if (!m_fd) return protocol::Err{mkErr(ClientError::Kind::NotConnected, "send")};
+  if (!m_fd) return Err{mkErr(ClientError::Kind::NotConnected, "send")};
   const auto* reserve = std::get_if<protocol::Reserve>(&m);
   if (reserve && m_pending)
-    return protocol::Err{mkErr(ClientError::Kind::Usage, "a Reserve (seq " + std::to_string(*m_pending) +
+    return Err{mkErr(ClientError::Kind::Usage, "a Reserve (seq " + std::to_string(*m_pending) +
                                                              ") is already outstanding")};
   auto bytes = protocol::encode(m);
   if (!bytes || bytes->size() > m_opt.max_frame_size)
-    return protocol::Err{mkErr(ClientError::Kind::Usage, std::string("cannot encode ") +
+    return Err{mkErr(ClientError::Kind::Usage, std::string("cannot encode ") +
                                                              protocol::typeName(protocol::typeOf(m)))};
   const auto deadline = Clock::now() + m_opt.send_timeout;
   std::size_t off = 0;
@@ -129,12 +129,12 @@ Status ControlClient::send(const protocol::Message& m) {
       int r = ::poll(&p, 1, msLeft(deadline, false));
       if (r == 0) {
         close();  // a partial frame is on the wire: the connection cannot be reused
-        return protocol::Err{mkErr(ClientError::Kind::Timeout, "server not reading")};
+        return Err{mkErr(ClientError::Kind::Timeout, "server not reading")};
       }
       continue;
     }
     close();
-    return protocol::Err{mkErr(ClientError::Kind::Closed, "send", e)};
+    return Err{mkErr(ClientError::Kind::Closed, "send", e)};
   }
   if (reserve) m_pending = reserve->request_seq;
   return std::monostate{};
@@ -194,12 +194,12 @@ bool ControlClient::hasBuffered() const noexcept {
   return m_rxLen >= h->frameSize();
 }
 
-std::optional<protocol::Result<protocol::Message, protocol::DecodeError>> ControlClient::takeFrame() {
+std::optional<Result<protocol::Message, protocol::DecodeError>> ControlClient::takeFrame() {
   protocol::Limits limits{m_opt.max_frame_size};
   auto h = protocol::decodeHeader(std::span(m_rx.data(), m_rxLen), limits);
   if (!h) {
     if (h.error().code == protocol::DecodeErrc::Truncated) return std::nullopt;
-    return protocol::Result<protocol::Message, protocol::DecodeError>(protocol::Err{h.error()});
+    return Result<protocol::Message, protocol::DecodeError>(Err{h.error()});
   }
   if (m_rxLen < h->frameSize()) {
     if (m_rx.size() < h->frameSize()) m_rx.resize(h->frameSize());  // bounded by max_frame_size
@@ -278,14 +278,14 @@ ControlClient::Received ControlClient::receive(std::chrono::milliseconds timeout
   }
 }
 
-protocol::Result<ControlClient::HelloReply, ClientError> ControlClient::hello(const protocol::Hello& hello,
+Result<ControlClient::HelloReply, ClientError> ControlClient::hello(const protocol::Hello& hello,
                                                                               std::chrono::milliseconds timeout,
                                                                               int interrupt_fd) {
-  if (!m_fd) return protocol::Err{mkErr(ClientError::Kind::NotConnected, "hello")};
+  if (!m_fd) return Err{mkErr(ClientError::Kind::NotConnected, "hello")};
   m_name = hello.name;
   m_pending.reset();
   m_fds.clear();
-  if (auto s = send(hello); !s) return protocol::Err{std::move(s).error()};
+  if (auto s = send(hello); !s) return Err{std::move(s).error()};
   m_helloPhase = true;
   struct PhaseGuard {
     bool& flag;
@@ -298,14 +298,14 @@ protocol::Result<ControlClient::HelloReply, ClientError> ControlClient::hello(co
     switch (r.kind) {
       case Received::Kind::Timeout:
         close();
-        return protocol::Err{mkErr(ClientError::Kind::Timeout, "no answer to Hello")};
+        return Err{mkErr(ClientError::Kind::Timeout, "no answer to Hello")};
       case Received::Kind::Interrupted:
         close();
-        return protocol::Err{mkErr(ClientError::Kind::Interrupted, "during Hello")};
+        return Err{mkErr(ClientError::Kind::Interrupted, "during Hello")};
       case Received::Kind::Eof:
       case Received::Kind::Error:
         close();
-        return protocol::Err{std::move(r.error)};
+        return Err{std::move(r.error)};
       case Received::Kind::Message: break;
     }
     if (auto* ok = std::get_if<protocol::HelloOk>(&*r.message)) {
@@ -313,7 +313,7 @@ protocol::Result<ControlClient::HelloReply, ClientError> ControlClient::hello(co
       if (ok->slot) {
         if (m_fds.empty()) {
           close();
-          return protocol::Err{mkErr(ClientError::Kind::Protocol, "HelloOk gives a slot but no segment fd came with it")};
+          return Err{mkErr(ClientError::Kind::Protocol, "HelloOk gives a slot but no segment fd came with it")};
         }
         reply.segment_fd = std::move(m_fds.front());
       }
@@ -326,10 +326,10 @@ protocol::Result<ControlClient::HelloReply, ClientError> ControlClient::hello(co
     else {
       auto t = protocol::typeName(protocol::typeOf(*r.message));
       close();
-      return protocol::Err{mkErr(ClientError::Kind::Protocol, std::string("expected HelloOk, got ") + t)};
+      return Err{mkErr(ClientError::Kind::Protocol, std::string("expected HelloOk, got ") + t)};
     }
     close();
-    return protocol::Err{mkErr(ClientError::Kind::Refused, reason)};
+    return Err{mkErr(ClientError::Kind::Refused, reason)};
   }
 }
 

@@ -15,10 +15,10 @@
 #include <variant>
 #include <vector>
 
-#include "control/unique_fd.hpp"
+#include "common/unique_fd.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/messages.hpp"
-#include "protocol/result.hpp"
+#include "common/result.hpp"
 
 namespace hostq::control {
 
@@ -41,7 +41,7 @@ struct ClientError {
   std::string describe() const;
 };
 
-using Status = protocol::Result<std::monostate, ClientError>;
+using Status = Result<std::monostate, ClientError>;
 
 /// The job must be for this worker and answer the outstanding request. Shared by the socket
 /// client and the ring reader. Returns a reason when it is not acceptable.
@@ -70,7 +70,7 @@ class ControlClient {
   };
   /// Sends Hello and waits for HelloOk. HelloRefused / Error → Refused (connection closed).
   /// Remembers hello.name to check that later jobs are locked for this worker.
-  protocol::Result<HelloReply, ClientError> hello(const protocol::Hello& hello, std::chrono::milliseconds timeout,
+  Result<HelloReply, ClientError> hello(const protocol::Hello& hello, std::chrono::milliseconds timeout,
                                                   int interrupt_fd = -1);
 
   /// Writes one whole frame (blocks at most send_timeout). A Reserve becomes the outstanding
@@ -106,7 +106,7 @@ class ControlClient {
  private:
   enum class Fill { Data, Timeout, Interrupted, Eof, Error };
   Fill fill(std::chrono::steady_clock::time_point deadline, bool forever, int interrupt_fd, ClientError& err);
-  std::optional<protocol::Result<protocol::Message, protocol::DecodeError>> takeFrame();
+  std::optional<Result<protocol::Message, protocol::DecodeError>> takeFrame();
 
   ClientOptions m_opt;
   UniqueFd m_fd;

@@ -20,7 +20,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "control/unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace hostq::control {
 

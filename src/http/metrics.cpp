@@ -66,7 +66,7 @@ class Exposition {
   }
   /// `per_unit`: the histogram's units per unit of the metric (ns per s: 1e9). A division by an
   /// exact power of ten, so the bounds print as written ("1e-06", not "1.0000000000000002e-06").
-  void histogram(std::string_view name, std::string_view help, const server::LatencyHistogram& h,
+  void histogram(std::string_view name, std::string_view help, const LatencyHistogram& h,
                  const std::vector<std::uint64_t>& bounds, double per_unit) {
     family(name, "histogram", help);
     const auto cum = cumulativeCounts(h, bounds);
@@ -83,7 +83,7 @@ class Exposition {
   std::string m_out;
 };
 
-Json histogramJson(const server::LatencyHistogram& h, const std::vector<std::uint64_t>& bounds, double per_unit) {
+Json histogramJson(const LatencyHistogram& h, const std::vector<std::uint64_t>& bounds, double per_unit) {
   const auto cum = cumulativeCounts(h, bounds);
   Json le = Json::array(), counts = Json::array();
   std::uint64_t below = 0;
@@ -103,13 +103,13 @@ Json histogramJson(const server::LatencyHistogram& h, const std::vector<std::uin
 
 }  // namespace
 
-std::vector<std::uint64_t> cumulativeCounts(const server::LatencyHistogram& h, const std::vector<std::uint64_t>& bounds) {
+std::vector<std::uint64_t> cumulativeCounts(const LatencyHistogram& h, const std::vector<std::uint64_t>& bounds) {
   std::vector<std::uint64_t> out(bounds.size(), 0);
   const auto& buckets = h.buckets();
   std::size_t b = 0;
   std::uint64_t seen = 0;
-  for (int i = 0; i < server::LatencyHistogram::kBuckets; ++i) {
-    const std::uint64_t upper = server::LatencyHistogram::bucketUpper(i);
+  for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+    const std::uint64_t upper = LatencyHistogram::bucketUpper(i);
     while (b < bounds.size() && upper > bounds[b]) out[b++] = seen;
     if (b == bounds.size()) break;
     seen += buckets[static_cast<std::size_t>(i)];

@@ -43,6 +43,6 @@ Json dashboardJson(const server::StatsSnapshot* snapshot, const DbProbe::State& 
 /// Cumulative counts of `h` at each upper bound (inclusive, in the histogram's unit). A recorded
 /// value counts under a bound only when its whole internal bucket lies below it, so the counts
 /// never claim a value was faster than it was.
-std::vector<std::uint64_t> cumulativeCounts(const server::LatencyHistogram& h, const std::vector<std::uint64_t>& bounds);
+std::vector<std::uint64_t> cumulativeCounts(const LatencyHistogram& h, const std::vector<std::uint64_t>& bounds);
 
 }  // namespace hostq::http

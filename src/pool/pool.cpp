@@ -12,23 +12,16 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "common/log.hpp"
+#include "common/signal_pipe.hpp"
 #include "store/store.hpp"
 #include "server/server.hpp"
 
 namespace hostq {
 
 namespace {
-
-int g_poolPipe[2] = {-1, -1};
-
-extern "C" void onPoolSignal(int sig) {
-  const int saved = errno;
-  const unsigned char b = static_cast<unsigned char>(sig);
-  [[maybe_unused]] auto n = ::write(g_poolPipe[1], &b, 1);
-  errno = saved;
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -52,12 +45,12 @@ class PoolRunner {
   explicit PoolRunner(PoolOptions o) : m_o(std::move(o)), m_poolPid(::getpid()) {}
 
   int run() {
-    if (::pipe2(g_poolPipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
-    struct sigaction sa{};
-    sa.sa_handler = onPoolSignal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (int s : {SIGQUIT, SIGTERM, SIGINT, SIGCHLD}) ::sigaction(s, &sa, nullptr);
+    try {
+      m_signals.emplace({SIGQUIT, SIGTERM, SIGINT, SIGCHLD}, /*nonblocking_read=*/true);
+    } catch (const std::exception& e) {
+      spdlog::critical("pool: {}", e.what());
+      return 1;
+    }
     ::signal(SIGPIPE, SIG_IGN);
     if (m_o.settings.process_titles) setTitle("hostq pool");
 
@@ -68,29 +61,24 @@ class PoolRunner {
 
     int stop_signal = 0;
     while (stop_signal == 0) {
-      pollfd fd{g_poolPipe[0], POLLIN, 0};
+      pollfd fd{m_signals->readFd(), POLLIN, 0};
       ::poll(&fd, 1, 1000);
-      unsigned char sig = 0;
-      while (::read(g_poolPipe[0], &sig, 1) == 1) {
-        if (sig == SIGCHLD) continue;
-        stop_signal = sig;
+      while (const auto sig = m_signals->next()) {
+        if (*sig == SIGCHLD) continue;
+        stop_signal = *sig;
       }
       reap(stop_signal == 0);
     }
     spdlog::info("pool: {} received, {} shutdown", strsignal(stop_signal),
                  stop_signal == SIGQUIT ? "graceful" : "fast");
     shutdown(stop_signal == SIGQUIT);
-    for (int s : {SIGQUIT, SIGTERM, SIGINT, SIGCHLD}) ::signal(s, SIG_DFL);
-    ::close(g_poolPipe[0]);
-    ::close(g_poolPipe[1]);
+    m_signals.reset();
     return 0;
   }
 
  private:
   void childSetup(const std::string& title) {
-    ::close(g_poolPipe[0]);
-    ::close(g_poolPipe[1]);
-    for (int s : {SIGQUIT, SIGTERM, SIGINT, SIGCHLD}) ::signal(s, SIG_DFL);
+    m_signals.reset();  // the child installs its own
     if (m_o.settings.process_titles) setTitle(title);
   }
 
@@ -187,7 +175,7 @@ class PoolRunner {
                   describeStatus(status));
       // A child that dies right after start would otherwise be respawned in a tight loop.
       if (Clock::now() - c.started < std::chrono::seconds(1)) {
-        pollfd fd{g_poolPipe[0], POLLIN, 0};
+        pollfd fd{m_signals->readFd(), POLLIN, 0};
         ::poll(&fd, 1, 1000);
       }
       if (c.kind == Child::Kind::Server) {
@@ -215,10 +203,9 @@ class PoolRunner {
     while (countKind(k) > 0) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return false;
-      pollfd fd{g_poolPipe[0], POLLIN, 0};
+      pollfd fd{m_signals->readFd(), POLLIN, 0};
       ::poll(&fd, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 200)));
-      unsigned char sig;
-      while (::read(g_poolPipe[0], &sig, 1) == 1) {
+      while (m_signals->next()) {
       }
       reap(false);
     }
@@ -250,6 +237,7 @@ class PoolRunner {
   PoolOptions m_o;
   pid_t m_poolPid;
   std::map<pid_t, Child> m_children;
+  std::optional<SignalPipe> m_signals;  ///< SIGCHLD and the stop signals, read by the poll loops
 };
 
 }  // namespace

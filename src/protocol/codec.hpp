@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "protocol/messages.hpp"
-#include "protocol/result.hpp"
+#include "common/result.hpp"
 
 namespace hostq::protocol {
 

@@ -13,6 +13,9 @@
 #include <thread>
 #include <variant>
 
+#include "common/json.hpp"
+#include "common/monotonic_clock.hpp"
+#include "common/process_probe.hpp"
 #include "control/control_server.hpp"
 #include "store/store.hpp"
 #include "http/http_server.hpp"
@@ -32,12 +35,6 @@
 namespace hostq::server {
 
 namespace {
-
-std::uint64_t monoNowNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 /// What the control thread hands the loop thread.
 struct Event {
@@ -234,7 +231,7 @@ void Server::handleMessage(WorkerEntry& conn, protocol::Message& m, bool via_rin
     // The worker's monotonic clock is the same as ours (one host), so the hand-off latency
     // covers the trip through the ring or socket too.
     SteadyClock::time_point at = now;
-    const auto mono = monoNowNs();
+    const auto mono = monotonicNs();
     if (r->request_mono_ns > 0 && static_cast<std::uint64_t>(r->request_mono_ns) <= mono &&
         mono - static_cast<std::uint64_t>(r->request_mono_ns) < 60'000'000'000ull)
       at = now - std::chrono::nanoseconds(mono - static_cast<std::uint64_t>(r->request_mono_ns));

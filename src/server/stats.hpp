@@ -1,10 +1,11 @@
 #pragma once
 // Server statistics. Written only by the server's loop thread (no atomics on the hot path);
 // stats requests are answered from that thread too.
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
+
+#include "common/latency_histogram.hpp"
 
 namespace hostq::server {
 
@@ -15,31 +16,6 @@ inline std::uint64_t nanosSince(std::chrono::steady_clock::time_point from,
                          std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count())
                    : 0;
 }
-
-/// Log-linear histogram of durations in nanoseconds: 8 sub-buckets per power of two, so any
-/// percentile is within 12.5% of the truth. Fixed size, no allocation.
-class LatencyHistogram {
- public:
-  static constexpr int kSub = 8;
-  static constexpr int kBuckets = 64 * kSub;
-  void record(std::uint64_t ns) noexcept;
-  std::uint64_t count() const noexcept { return m_count; }
-  /// Sum of every recorded value (Prometheus histograms carry it).
-  std::uint64_t sum() const noexcept { return m_sum; }
-  /// q in [0,1]; returns nanoseconds (upper edge of the bucket), 0 when empty.
-  std::uint64_t percentile(double q) const noexcept;
-  void merge(const LatencyHistogram& other) noexcept;
-  void reset() noexcept { *this = LatencyHistogram{}; }
-  /// Bucket index → upper bound in ns (for charts).
-  static std::uint64_t bucketUpper(int index) noexcept;
-  const std::array<std::uint64_t, kBuckets>& buckets() const noexcept { return m_buckets; }
-
- private:
-  static int indexOf(std::uint64_t ns) noexcept;
-  std::array<std::uint64_t, kBuckets> m_buckets{};
-  std::uint64_t m_count = 0;
-  std::uint64_t m_sum = 0;
-};
 
 struct StatementCounts {
   std::uint64_t reserve = 0;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <utility>
 
+#include "common/monotonic_clock.hpp"
 #include "control/backoff.hpp"
 #include "control/control_client.hpp"
 #include "protocol/codec.hpp"
@@ -18,12 +19,6 @@
 namespace hostq::worker {
 
 namespace {
-
-std::int64_t monoNowNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 bool readable(int fd) {
   if (fd < 0) return false;
@@ -304,7 +299,7 @@ struct ServerSource::Impl {
       // A Reserve sent on the socket becomes the client's outstanding request by itself; one
       // sent through the ring must be registered, since its reply may come either way.
       if (seg && !socket_only) client.setPendingReserve(seq);
-      if (!postReserve(protocol::Message(protocol::Reserve{seq, monoNowNs()}), socket_only)) {
+      if (!postReserve(protocol::Message(protocol::Reserve{seq, static_cast<std::int64_t>(monotonicNs())}), socket_only)) {
         disconnect();
         continue;
       }

@@ -10,10 +10,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include "common/signal_pipe.hpp"
 #include "worker/direct_source.hpp"
 #include "worker/job_source.hpp"
 #include "worker/server_source.hpp"
@@ -23,17 +25,6 @@ namespace hostq {
 namespace {
 
 std::string g_workerName;
-
-// Signal plumbing: the handler only writes the signal number to a pipe; the watcher thread does
-// the rest outside signal context.
-int g_signalPipe[2] = {-1, -1};
-
-extern "C" void onSignal(int sig) {
-  const int saved = errno;
-  const unsigned char b = static_cast<unsigned char>(sig);
-  [[maybe_unused]] auto n = ::write(g_signalPipe[1], &b, 1);
-  errno = saved;
-}
 
 std::int64_t residentBytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
@@ -60,6 +51,7 @@ struct Worker::Impl {
   std::atomic<bool> stop{false};
   std::atomic<JobId> running{0};
   std::atomic<std::uint64_t> jobs_run{0};
+  std::optional<SignalPipe> signals;  ///< read by `watcher`, outside signal context
   std::thread watcher;
   /// Failed jobs reported, their decision not back yet (main thread only).
   std::unordered_map<JobId, std::pair<Job, std::string>> awaiting;
@@ -84,10 +76,9 @@ struct Worker::Impl {
 
   void watchSignals() {
     for (;;) {
-      unsigned char sig = 0;
-      const auto n = ::read(g_signalPipe[0], &sig, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0 || sig == 0) return;  // pipe closed or our own shutdown byte
+      const auto next = signals->next();
+      if (!next || *next == SignalPipe::kWake) return;  // pipe failed, or our own shutdown
+      const int sig = *next;
       if (sig == SIGQUIT) {
         spdlog::info("SIGQUIT: finishing the current job, then exiting");
         stop = true;
@@ -205,12 +196,12 @@ struct Worker::Impl {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != options.parent_pid) return 0;
     }
-    if (::pipe2(g_signalPipe, O_CLOEXEC) != 0) return 1;
-    struct sigaction sa{};
-    sa.sa_handler = onSignal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (int s : {SIGQUIT, SIGTERM, SIGINT}) ::sigaction(s, &sa, nullptr);
+    try {
+      signals.emplace({SIGQUIT, SIGTERM, SIGINT}, /*nonblocking_read=*/false);
+    } catch (const std::exception& e) {
+      spdlog::critical("worker {}: {}", name, e.what());
+      return 1;
+    }
     ::signal(SIGPIPE, SIG_IGN);
 
     if (options.settings.transport == Transport::Direct) {
@@ -247,14 +238,9 @@ struct Worker::Impl {
       spdlog::warn("{} failure(s) without the server's decision at exit: their retry/permanent hooks did not run",
                    awaiting.size());
     for (auto& h : options.hooks.on_exit) h(code);
-    // Stop the watcher: a zero byte means "our own shutdown".
-    const unsigned char zero = 0;
-    [[maybe_unused]] auto n = ::write(g_signalPipe[1], &zero, 1);
+    signals->wake();
     watcher.join();
-    for (int s : {SIGQUIT, SIGTERM, SIGINT}) ::signal(s, SIG_DFL);
-    ::close(g_signalPipe[0]);
-    ::close(g_signalPipe[1]);
-    g_signalPipe[0] = g_signalPipe[1] = -1;
+    signals.reset();
     spdlog::info("worker {} exiting after {} jobs", name, jobs_run.load());
     return code;
   }

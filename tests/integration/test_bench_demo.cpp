@@ -12,59 +12,19 @@
 
 #include "common/json.hpp"
 #include "support/db_fixture.hpp"
+#include "support/farm.hpp"
+#include "support/run_hostq.hpp"
 
 namespace {
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-  std::string err;
-  std::string describe() const { return "exit " + std::to_string(code) + "\nstdout:\n" + out + "\nstderr:\n" + err; }
-};
+using hostq::test::RunResult;
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs `hostq args…` with stdout/stderr to files (no pipe to drain while it runs).
-Outcome runHostq(const std::vector<std::string>& args) {
-  const char* env = std::getenv("HOSTQ_BIN");
-  const std::string bin = env && *env ? env : HOSTQ_DEFAULT_BIN;
-  const auto dir = std::filesystem::temp_directory_path() / ("hostq-bench-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string out = (dir / "out").string(), err = (dir / "err").string();
-  std::vector<std::string> argStore{bin};
-  argStore.insert(argStore.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argStore) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fi = ::open("/dev/null", O_RDONLY);
-    const int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fi < 0 || fo < 0 || fe < 0) ::_exit(126);
-    ::dup2(fi, 0);
-    ::dup2(fo, 1);
-    ::dup2(fe, 2);
-    // Never the developer's own HOSTQ_DATABASE_URL or socket: the flags below say everything.
-    ::unsetenv("HOSTQ_DATABASE_URL");
-    ::unsetenv("HOSTQ_SOCKET");
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  Outcome r;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::filesystem::remove_all(dir);
-  EXPECT_NE(r.code, 127) << "could not exec " << bin << " (set HOSTQ_BIN)";
-  return r;
+// Never the developer's own HOSTQ_DATABASE_URL or socket: the flags say everything.
+RunResult runHostq(const std::vector<std::string>& args) {
+  hostq::test::RunOptions o;
+  o.env = {{"HOSTQ_DATABASE_URL", ""}, {"HOSTQ_SOCKET", ""}};
+  o.timeout = std::chrono::minutes(5);
+  return hostq::test::runHostq(args, o);
 }
 
 std::vector<std::string> lines(const std::string& text) {
@@ -85,7 +45,7 @@ class BenchDemo : public hostq::test::DbTest {
 TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
   const auto out = std::filesystem::temp_directory_path() / ("hostq-bench-out-" + std::to_string(::getpid()));
   std::filesystem::remove_all(out);
-  Outcome r = runHostq({"bench", "--transport", "shm", "--workers", "2", "--jobs", "2000", "--json", "--out", out.string(),
+  RunResult r = runHostq({"bench", "--transport", "shm", "--workers", "2", "--jobs", "2000", "--json", "--out", out.string(),
                         "--database-url", url(), "--schema", schema()});
   ASSERT_EQ(r.code, 0) << r.describe();
   const auto ls = lines(r.out);
@@ -112,8 +72,8 @@ TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
   EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 0);
   EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 0);
 
-  EXPECT_EQ(lines(slurp(out / "runs.csv")).size(), 2u);
-  const std::string svg = slurp(out / "chart.svg");
+  EXPECT_EQ(lines(hostq::test::slurpFile(out / "runs.csv")).size(), 2u);
+  const std::string svg = hostq::test::slurpFile(out / "chart.svg");
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   EXPECT_NE(svg.find("<rect"), std::string::npos);      // a bar
@@ -122,7 +82,7 @@ TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
 }
 
 TEST_F(BenchDemo, DemoRunsShmThenDirectAndPrintsTheSummary) {
-  Outcome r = runHostq({"demo", "--jobs", "5000", "--direct-jobs", "1000", "--database-url", url(), "--schema", schema()});
+  RunResult r = runHostq({"demo", "--jobs", "5000", "--direct-jobs", "1000", "--database-url", url(), "--schema", schema()});
   ASSERT_EQ(r.code, 0) << r.describe();
   for (const char* text : {"jobs/s", "database statements per job", "hand-off latency p50 / p99", "direct",
                            "the jobs/s of direct mode", "direct mode ran 1,000 jobs instead of 5,000"})
@@ -134,7 +94,7 @@ TEST_F(BenchDemo, DemoRunsShmThenDirectAndPrintsTheSummary) {
 }
 
 TEST_F(BenchDemo, BenchRejectsAnUnknownTransportBeforeStartingAnything) {
-  Outcome r = runHostq({"bench", "--transport", "carrier-pigeon", "--database-url", url(), "--schema", schema()});
+  RunResult r = runHostq({"bench", "--transport", "carrier-pigeon", "--database-url", url(), "--schema", schema()});
   EXPECT_EQ(r.code, 2) << r.describe();
   EXPECT_NE(r.err.find("carrier-pigeon"), std::string::npos) << r.err;
 }

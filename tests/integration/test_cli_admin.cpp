@@ -8,7 +8,7 @@
 
 #include "common/json.hpp"
 #include "support/db_fixture.hpp"
-#include "support/farm.hpp"
+#include "support/run_hostq.hpp"
 
 namespace {
 
@@ -20,7 +20,7 @@ class CliAdmin : public hostq::test::DbTest {
  protected:
   RunResult run(std::vector<std::string> args) const {
     args.insert(args.end(), {"--database-url", url(), "--schema", schema()});
-    return hostq::test::runHostq(m_dir, args);
+    return hostq::test::runHostq(args);
   }
   std::vector<std::string> ok(const std::vector<std::string>& args) const {
     const RunResult r = run(args);
@@ -79,8 +79,6 @@ class CliAdmin : public hostq::test::DbTest {
     EXPECT_EQ(store->fail(std::span(&f, 1)).at(0).outcome, hostq::FailOutcome::MovedToFailedJobs);
     return id;
   }
-
-  hostq::test::ScratchDir m_dir;
 };
 
 TEST_F(CliAdmin, JobsFiltersByTagStrandQueueAndStateTogether) {

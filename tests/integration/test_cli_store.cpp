@@ -12,92 +12,12 @@
 
 #include "common/json.hpp"
 #include "support/db_fixture.hpp"
+#include "support/run_hostq.hpp"
 
 namespace {
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-  std::string err;
-  std::vector<std::string> lines() const {
-    std::vector<std::string> v;
-    std::istringstream in(out);
-    for (std::string l; std::getline(in, l);) v.push_back(l);
-    return v;
-  }
-};
-
-std::string hostqBinary() {
-  if (const char* bin = std::getenv("HOSTQ_BIN"); bin && *bin) return bin;
-  return HOSTQ_DEFAULT_BIN;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs the binary with `args`, `input` on stdin and `env` added to (or, with an empty value,
-// removed from) the environment. Files rather than pipes: no poll loop, no pipe-full deadlock.
-Outcome runHostq(const std::vector<std::string>& args, const std::string& input = "",
-             const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  static int counter = 0;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("hostq-cli-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir / "in", std::ios::binary) << input;
-
-  const std::string bin = hostqBinary();
-  std::vector<std::string> argStore{bin};
-  argStore.insert(argStore.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argStore) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  std::vector<std::string> envStore;
-  for (char** e = environ; *e; ++e) {
-    const std::string entry = *e;
-    const bool overridden = std::any_of(env.begin(), env.end(), [&](const auto& kv) {
-      return entry.rfind(kv.first + "=", 0) == 0;
-    });
-    if (!overridden) envStore.push_back(entry);
-  }
-  for (const auto& [k, v] : env) {
-    if (!v.empty()) envStore.push_back(k + "=" + v);
-  }
-  std::vector<char*> envp;
-  for (auto& e : envStore) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  const std::string in = (dir / "in").string(), out = (dir / "out").string(), err = (dir / "err").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fi = ::open(in.c_str(), O_RDONLY);
-    const int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fi < 0 || fo < 0 || fe < 0) ::_exit(126);
-    ::dup2(fi, 0);
-    ::dup2(fo, 1);
-    ::dup2(fe, 2);
-    ::execve(bin.c_str(), argv.data(), envp.data());
-    ::_exit(127);
-  }
-  Outcome r;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::filesystem::remove_all(dir);
-  EXPECT_NE(r.code, 127) << "could not exec " << bin << " (set HOSTQ_BIN)";
-  return r;
-}
-
-std::string describe(const Outcome& r) {
-  return "exit " + std::to_string(r.code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
+using hostq::test::runHostq;
+using hostq::test::RunResult;
 
 class CliStore : public hostq::test::DbTest {
  protected:
@@ -110,15 +30,17 @@ class CliStore : public hostq::test::DbTest {
   }
 
   // `hostq VERB …` against this test's schema.
-  Outcome run(std::vector<std::string> args, const std::string& input = "") const {
+  RunResult run(std::vector<std::string> args, const std::string& input = "") const {
     args.insert(args.end(), {"--database-url", url(), "--schema", schema()});
-    return runHostq(args, input);
+    hostq::test::RunOptions o;
+    o.input = input;
+    return runHostq(args, o);
   }
 
   // Runs and expects success; returns stdout lines.
   std::vector<std::string> ok(const std::vector<std::string>& args, const std::string& input = "") const {
-    Outcome r = run(args, input);
-    EXPECT_EQ(r.code, 0) << describe(r);
+    RunResult r = run(args, input);
+    EXPECT_EQ(r.code, 0) << r.describe();
     return r.lines();
   }
 
@@ -148,12 +70,12 @@ class CliStore : public hostq::test::DbTest {
 }  // namespace
 
 TEST(CliHelp, EveryVerbHasHelpAndUsageErrorsExitTwo) {
-  Outcome top = runHostq({"--help"});
-  EXPECT_EQ(top.code, 0) << describe(top);
+  RunResult top = runHostq({"--help"});
+  EXPECT_EQ(top.code, 0) << top.describe();
   for (const char* verb : {"migrate", "enqueue", "jobs", "hold", "unhold", "requeue"}) {
     EXPECT_NE(top.out.find(verb), std::string::npos) << verb;
-    Outcome r = runHostq({verb, "--help"});
-    EXPECT_EQ(r.code, 0) << verb << "\n" << describe(r);
+    RunResult r = runHostq({verb, "--help"});
+    EXPECT_EQ(r.code, 0) << verb << "\n" << r.describe();
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << verb;
   }
   EXPECT_EQ(runHostq({}).code, 2);
@@ -170,8 +92,8 @@ TEST(CliHelp, EveryVerbHasHelpAndUsageErrorsExitTwo) {
 }
 
 TEST(CliHelp, AnUnreachableDatabaseIsAOneLineErrorAndExitOne) {
-  Outcome r = runHostq({"jobs", "--database-url", "postgresql:///nodb?host=/nonexistent-hostq-dir"});
-  EXPECT_EQ(r.code, 1) << describe(r);
+  RunResult r = runHostq({"jobs", "--database-url", "postgresql:///nodb?host=/nonexistent-hostq-dir"});
+  EXPECT_EQ(r.code, 1) << r.describe();
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_EQ(r.err.rfind("hostq jobs: ", 0), 0u) << r.err;
 }
@@ -248,8 +170,8 @@ TEST_F(CliStore, ValidationErrorsExitOneWithAMessage) {
       {{"enqueue", "t", "--strand", "s", "--run-at", "+3600"}, "run_at"},
   };
   for (const auto& c : cases) {
-    Outcome r = run(c.args);
-    EXPECT_EQ(r.code, 1) << describe(r);
+    RunResult r = run(c.args);
+    EXPECT_EQ(r.code, 1) << r.describe();
     EXPECT_EQ(r.err.rfind("hostq enqueue: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -273,8 +195,8 @@ TEST_F(CliStore, CountPrintsTheIdOfEveryCopy) {
   EXPECT_EQ(lines[1], "dropped");
   EXPECT_EQ(lines[2], "dropped");
   // --quiet: the jobs, no output.
-  Outcome quiet = run({"enqueue", "Quiet#run", "--count", "5", "--quiet"});
-  EXPECT_EQ(quiet.code, 0) << describe(quiet);
+  RunResult quiet = run({"enqueue", "Quiet#run", "--count", "5", "--quiet"});
+  EXPECT_EQ(quiet.code, 0) << quiet.describe();
   EXPECT_EQ(quiet.out, "");
   EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs WHERE tag = 'Quiet#run'"), 5);
 }
@@ -308,8 +230,8 @@ TEST_F(CliStore, StdinWithABadLineEnqueuesNothing) {
                                 "{\"tag\": \"ok\"}\n{\"tag\": \"b\", \"priority\": \"high\"}\n",
                                 "{\"tag\": \"ok\"}\n{\"tag\": \"b\",}\n", "{\"tag\": \"ok\"}\n{\"payload\": \"no tag\"}\n",
                                 "{\"tag\": \"ok\"}\n{\"tag\": \"b\", \"run_at\": \"soon\"}\n"}) {
-    Outcome r = run({"enqueue", "--stdin"}, bad);
-    EXPECT_EQ(r.code, 1) << describe(r);
+    RunResult r = run({"enqueue", "--stdin"}, bad);
+    EXPECT_EQ(r.code, 1) << r.describe();
     EXPECT_NE(r.err.find("stdin line 2: "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("nothing enqueued"), std::string::npos) << r.err;
   }
@@ -369,8 +291,8 @@ TEST_F(CliStore, HoldAndUnhold) {
   EXPECT_EQ(store->find(a)->locked_by, hostq::kOnHold);
   EXPECT_FALSE(pop("host:1"));
 
-  Outcome again = run({"hold", std::to_string(a), "999999"});
-  EXPECT_EQ(again.code, 1) << describe(again);
+  RunResult again = run({"hold", std::to_string(a), "999999"});
+  EXPECT_EQ(again.code, 1) << again.describe();
   EXPECT_EQ(again.out, "held 0\n");
   EXPECT_NE(again.err.find("2 of 2 jobs not held"), std::string::npos) << again.err;
 
@@ -403,13 +325,15 @@ TEST_F(CliStore, RequeueByOriginalOrFailedId) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(store->find(std::stoll(lines[0]))->tag, "Second#run");
 
-  Outcome missing = run({"requeue", "987654"});
-  EXPECT_EQ(missing.code, 1) << describe(missing);
+  RunResult missing = run({"requeue", "987654"});
+  EXPECT_EQ(missing.code, 1) << missing.describe();
   EXPECT_NE(missing.err.find("987654"), std::string::npos) << missing.err;
 }
 
 TEST_F(CliStore, DatabaseUrlComesFromTheEnvironment) {
-  Outcome r = runHostq({"enqueue", "t", "--schema", schema()}, "", {{"HOSTQ_DATABASE_URL", url()}});
-  EXPECT_EQ(r.code, 0) << describe(r);
+  hostq::test::RunOptions o;
+  o.env = {{"HOSTQ_DATABASE_URL", url()}};
+  RunResult r = runHostq({"enqueue", "t", "--schema", schema()}, o);
+  EXPECT_EQ(r.code, 0) << r.describe();
   EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 1);
 }

@@ -22,20 +22,7 @@ using test::helloFor;
 using test::waitChild;
 using test::waitUntil;
 
-struct ServerFixture : ::testing::Test {
-  test::TempSocketDir dir;
-  FakeOwner owner;
-  std::unique_ptr<ControlServer> server;
-  void start(ControlServerOptions o = {}) {
-    o.socket_path = dir.sock();
-    server = std::make_unique<ControlServer>(o, owner);
-    owner.server = server.get();
-    server->start();
-  }
-  void TearDown() override {
-    if (server) server->stop();
-  }
-};
+struct ServerFixture : ::testing::Test, test::FakeControlServer {};
 
 TEST_F(ServerFixture, WorkerRegistersAndGetsAJobOverTheSocket) {
   start();

@@ -144,30 +144,24 @@ std::string setupError(const ControlServerOptions& o) {
 }
 
 TEST(ControlLifecycle, AStaleSocketFileIsReplaced) {
-  test::TempSocketDir dir;
+  test::FakeControlServer s;
+  const auto& dir = s.dir;
   makeDeadSocketFile(dir.sock());
-  FakeOwner owner;
-  ControlServerOptions o;
-  o.socket_path = dir.sock();
-  ControlServer server(o, owner);
-  owner.server = &server;
-  server.start();
+  s.start();
   ControlClient c;
   ASSERT_TRUE(c.connect(dir.sock(), 2s));
   ASSERT_TRUE(c.hello(helloFor("w:1"), 2s));
-  server.stop();
+  s.stop();
   struct stat st{};
   EXPECT_NE(::lstat(dir.sock().c_str(), &st), 0) << "a stopped server removes its own socket file";
 }
 
 TEST(ControlLifecycle, ALiveServersSocketIsNeverStolen) {
-  test::TempSocketDir dir;
-  FakeOwner owner;
+  test::FakeControlServer s;
+  const auto& dir = s.dir;
+  s.start();
   ControlServerOptions o;
   o.socket_path = dir.sock();
-  ControlServer server(o, owner);
-  owner.server = &server;
-  server.start();
 
   auto err = setupError(o);  // same path, lock held by the live server
   EXPECT_NE(err.find("another server holds"), std::string::npos) << err;
@@ -192,7 +186,6 @@ TEST(ControlLifecycle, ALiveServersSocketIsNeverStolen) {
   ASSERT_TRUE(c.hello(helloFor("w:1"), 2s));
   ASSERT_TRUE(c.send(protocol::Reserve{1, 0}));
   EXPECT_EQ(c.receive(2s).kind, ControlClient::Received::Kind::Message);
-  server.stop();
 }
 
 TEST(ControlLifecycle, UnsafePathsAreRefusedWithAClearError) {

@@ -82,20 +82,13 @@ std::vector<std::byte> header(std::uint32_t len, std::uint16_t type, std::uint16
   return b;
 }
 
-struct BadPeerFixture : ::testing::Test {
-  test::TempSocketDir dir;
-  FakeOwner owner;
-  std::unique_ptr<ControlServer> server;
+struct BadPeerFixture : ::testing::Test, test::FakeControlServer {
   void SetUp() override {
     ControlServerOptions o;
-    o.socket_path = dir.sock();
     o.frame_timeout = 300ms;
     o.hello_timeout = 600ms;
-    server = std::make_unique<ControlServer>(o, owner);
-    owner.server = server.get();
-    server->start();
+    start(o);
   }
-  void TearDown() override { server->stop(); }
 
   /// Expects the server to close `p` within `within`, having said something containing `why`.
   void expectDropped(RawPeer& p, const std::string& why, std::chrono::milliseconds within = 3s) {
@@ -268,13 +261,9 @@ pid_t forkAsNobody(const std::function<int()>& body) {
 
 TEST(ControlPeerCred, APeerOfAnotherUserIsRefusedEvenIfTheSocketModeLetsItConnect) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to fork a child running as another uid";
-  test::TempSocketDir dir;
-  FakeOwner owner;
-  ControlServerOptions o;
-  o.socket_path = dir.sock();
-  ControlServer server(o, owner);
-  owner.server = &server;
-  server.start();
+  test::FakeControlServer s;
+  s.start();
+  const auto& dir = s.dir;
   struct stat st{};
   ASSERT_EQ(::stat(dir.sock().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -291,20 +280,16 @@ TEST(ControlPeerCred, APeerOfAnotherUserIsRefusedEvenIfTheSocketModeLetsItConnec
     return c.receive(3s).kind == ControlClient::Received::Kind::Eof ? 0 : 4;
   });
   EXPECT_EQ(waitChild(pid), 0);
-  EXPECT_EQ(owner.helloCount(), 0);
-  server.stop();
+  EXPECT_EQ(s.owner.helloCount(), 0);
 }
 
 TEST(ControlPeerCred, AConfiguredGroupMayConnectThroughA0660Socket) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to fork a child running as another uid";
-  test::TempSocketDir dir;
-  FakeOwner owner;
+  test::FakeControlServer s;
   ControlServerOptions o;
-  o.socket_path = dir.sock();
   o.allowed_gid = kNogroup;
-  ControlServer server(o, owner);
-  owner.server = &server;
-  server.start();
+  s.start(o);
+  const auto& dir = s.dir;
   struct stat st{};
   ASSERT_EQ(::stat(dir.sock().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
@@ -318,8 +303,7 @@ TEST(ControlPeerCred, AConfiguredGroupMayConnectThroughA0660Socket) {
     return c.receive(3s).kind == ControlClient::Received::Kind::Message ? 0 : 4;
   });
   EXPECT_EQ(waitChild(pid), 0);
-  EXPECT_EQ(owner.helloCount(), 1);
-  server.stop();
+  EXPECT_EQ(s.owner.helloCount(), 1);
 }
 
 }  // namespace

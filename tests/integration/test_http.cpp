@@ -30,7 +30,7 @@ using namespace std::chrono_literals;
 /// The HTTP address the farm's server bound (it was given port 0), from `hostq stats --json`.
 std::string httpAddress(const Farm& farm) {
   std::string address;
-  pollUntil(
+  waitUntil(
       [&] {
         const auto s = farm.stats();
         if (!s) return false;
@@ -39,7 +39,7 @@ std::string httpAddress(const Farm& farm) {
         address = stats.at("http").get<std::string>();
         return true;
       },
-      10s);
+      10s, kCostlyPoll);
   return address;
 }
 
@@ -150,12 +150,12 @@ TEST_F(Http, ServesMetricsHealthStatsAndTheDashboardPage) {
   // /api/stats is `hostq stats --json`: same keys, same server, same workers. It serves the
   // snapshot the server published last (every 250 ms), so the workers show up within that.
   std::optional<HttpReply> api;
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil(
       [&] {
         api = httpRequest(http, "/api/stats");
-        return api && api->status == 200 && jsonWorkerPids(api->body).size() == 2;
+        return api && api->status == 200 && statsWorkerPids(api->body).size() == 2;
       },
-      5s))
+      5s, kCostlyPoll))
       << (api ? api->body : "no answer");
   EXPECT_EQ(api->status, 200);
   EXPECT_EQ(api->header("content-type"), "application/json");
@@ -167,7 +167,7 @@ TEST_F(Http, ServesMetricsHealthStatsAndTheDashboardPage) {
   EXPECT_EQ(http_keys, socket_keys);
   EXPECT_EQ(from_http.at("server_pid"), from_socket.at("server_pid"));
   EXPECT_EQ(from_http.at("http"), http);
-  EXPECT_EQ(jsonWorkerPids(api->body).size(), 2u);
+  EXPECT_EQ(statsWorkerPids(api->body).size(), 2u);
 
   auto metrics = httpRequest(http, "/metrics");
   ASSERT_TRUE(metrics);
@@ -235,8 +235,8 @@ TEST_F(Http, MetricsParseAndTheirCountersGrowAcrossABurnDown) {
   enqueue("hostq.fail", "on purpose", 20);
   // Parked for an hour in their own queue: hostq_jobs must show them once the counts refresh.
   enqueue("hostq.noop", "", 7, {"--queue", "later", "--run-at", "+3600"});
-  ASSERT_TRUE(pollUntil([&] { return remaining() == 7; }, 60s, 100ms)) << remaining() << " left\n" << farm.log();
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil([&] { return remaining() == 7; }, 60s, 100ms)) << remaining() << " left\n" << farm.log();
+  ASSERT_TRUE(waitUntil(
       [&] {
         const auto e = scrape();
         return e.at("hostq_jobs_completed_total") >= before.at("hostq_jobs_completed_total") + kJobs &&
@@ -346,12 +346,12 @@ TEST_F(Http, RefusesBadInputAndKeepsServing) {
     EXPECT_EQ(busy->body, "too many connections\n");
   }
   // Slots come back as connections close.
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil(
       [&] {
         auto r = httpRequest(http, "/healthz");
         return r && r->status == 200;
       },
-      10s));
+      10s, kCostlyPoll));
   EXPECT_EQ(*farm.serverPid(), server) << "the server must survive\n" << farm.log();
   const auto s = farm.stats();
   ASSERT_TRUE(s);
@@ -367,8 +367,8 @@ TEST_F(Http, HealthzFollowsPostgresStopAndStart) {
   }
   const std::string purl = pg->url(), pschema = "http_health";
   {
-    std::string out;
-    ASSERT_EQ(runHostq({"migrate", "--database-url", purl, "--schema", pschema}, &out), 0) << out;
+    const auto r = runHostq({"migrate", "--database-url", purl, "--schema", pschema});
+    ASSERT_EQ(r.code, 0) << r.describe();
   }
   FarmOptions o = httpFarm("hh", 1);
   o.database_url = purl;
@@ -378,19 +378,19 @@ TEST_F(Http, HealthzFollowsPostgresStopAndStart) {
   const std::string http = httpAddress(farm);
   ASSERT_FALSE(http.empty()) << farm.log();
   auto healthz = [&] { return httpRequest(http, "/healthz"); };
-  ASSERT_TRUE(pollUntil([&] { auto r = healthz(); return r && r->status == 200; }, 10s)) << farm.log();
+  ASSERT_TRUE(waitUntil([&] { auto r = healthz(); return r && r->status == 200; }, 10s, kCostlyPoll)) << farm.log();
   const pid_t server = *farm.serverPid();
 
   const std::string pg_ctl = (::geteuid() == 0 ? "runuser -u postgres -- " : "") + EmbeddedPostgres::findBinDir() +
                              "/pg_ctl -D " + pg->dir() + "/data -l " + pg->dir() + "/server.log -w -t 60 ";
   ASSERT_EQ(std::system((pg_ctl + "-m fast stop >/dev/null 2>&1").c_str()), 0);
   std::optional<HttpReply> down;
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil(
       [&] {
         down = healthz();
         return down && down->status == 503;
       },
-      15s))
+      15s, kCostlyPoll))
       << (down ? down->body : "no answer") << "\n" << farm.log();
   EXPECT_NE(down->body.find("database"), std::string::npos) << down->body;
   // The rest of the endpoint keeps answering while the database is away.
@@ -400,7 +400,7 @@ TEST_F(Http, HealthzFollowsPostgresStopAndStart) {
   EXPECT_EQ(parseExposition(metrics->body).at("hostq_database_reachable"), 0);
 
   ASSERT_EQ(std::system((pg_ctl + "start >/dev/null 2>&1").c_str()), 0);
-  ASSERT_TRUE(pollUntil([&] { auto r = healthz(); return r && r->status == 200; }, 30s)) << farm.log();
+  ASSERT_TRUE(waitUntil([&] { auto r = healthz(); return r && r->status == 200; }, 30s, kCostlyPoll)) << farm.log();
   EXPECT_EQ(*farm.serverPid(), server) << "the server must survive";
   farm.stop();
 }
@@ -432,12 +432,12 @@ TEST_F(Http, DashboardRendersWorkersAndCompletedJobsInABrowser) {
   enqueue("hostq.noop", "", 500);
   ASSERT_TRUE(waitBurnDown(60s)) << farm.log();
   const auto stats = Json::parse(*farm.stats());
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil(
       [&] {
         auto r = httpRequest(http, "/api/stats");
         return r && r->status == 200 && numberAt(Json::parse(r->body), "/jobs_completed").value_or(0) >= 500;
       },
-      10s));
+      10s, kCostlyPoll));
 
   const auto dom = renderedDom("http://" + http + "/");
   ASSERT_TRUE(dom) << "chromium failed";

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "common/process_probe.hpp"
+#include "common/proc_stat.hpp"
 #include "support/farm.hpp"
 #include "support/scoped_env.hpp"
 #include "support/server_harness.hpp"
@@ -23,13 +23,7 @@ using test::waitUntil;
 /// "pid state" of every process whose parent is `parent`.
 std::vector<std::string> childrenOf(pid_t parent) {
   std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const auto name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const int pid = std::stoi(name);
-    if (auto p = probeProcess(pid); p && p->parent == parent) out.push_back(name + " " + p->state);
-  }
+  for (const auto& p : childProcesses(parent)) out.push_back(std::to_string(p.pid) + " " + p.state);
   return out;
 }
 

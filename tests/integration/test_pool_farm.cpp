@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/log.hpp"
+#include "common/proc_stat.hpp"
 #include "hostq/pool.hpp"
 #include "support/pool_fixture.hpp"
 #include "support/wait.hpp"
@@ -26,37 +27,22 @@ using hostq::test::Proc;
 using hostq::test::waitUntil;
 using Clock = std::chrono::steady_clock;
 
-/// Children of `parent` (from /proc), with their process names.
+/// Children of `parent`: pid → process name.
 std::map<int, std::string> childrenOf(int parent) {
   std::map<int, std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid …; comm may hold spaces, so read after the last ')'.
-    const auto close = line.rfind(')');
-    std::istringstream rest(line.substr(close + 2));
-    char state = 0;
-    int ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out[std::stoi(name)] = line.substr(line.find('(') + 1, close - line.find('(') - 1);
-  }
+  for (const auto& p : hostq::childProcesses(parent)) out[p.pid] = p.comm;
   return out;
 }
 
 /// Gone or a zombie nobody reaped yet: either way it runs nothing any more.
 bool gone(int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  return line.substr(line.rfind(')') + 2, 1) == "Z";
+  const auto s = hostq::readProcStat(pid);
+  return !s || s->zombie();
 }
 
 int childNamed(int parent, const std::string& comm) {
-  for (const auto& [pid, name] : childrenOf(parent)) {
-    if (name == comm) return pid;
+  for (const auto& p : hostq::childProcesses(parent)) {
+    if (p.comm == comm) return p.pid;
   }
   return 0;
 }

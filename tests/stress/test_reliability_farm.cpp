@@ -147,7 +147,7 @@ class ReliabilityFarm : public FarmTest {
       }
       std::this_thread::sleep_for(20ms);  // the fault schedule's tick
     }
-    const bool burned = pollUntil([&] { return remaining() == 0; }, 30s, 100ms);
+    const bool burned = waitUntil([&] { return remaining() == 0; }, 30s, 100ms);
     fig.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     stop = true;
     sampler.join();
@@ -188,7 +188,7 @@ TEST_F(ReliabilityFarm, TwoHostsShareOneDatabase) {
   Farm a(oa), b(ob);
   ASSERT_TRUE(a.start()) << a.log();
   ASSERT_TRUE(b.start()) << b.log();
-  TempDir out;
+  ScratchDir out;
   const std::string file = out.file("append.txt");
   // 50,000 in all (the size), released together so that both hosts start together.
   std::map<std::int64_t, std::string> strand_of;

@@ -70,12 +70,12 @@ TEST_F(ReliabilityFaults, WorkerKilledMidJobIsRescheduledAndReplaced) {
 
   // The pool replaces the worker and the burn-down completes, the rescheduled job included
   // (inst-jobs' back-off puts it 6 s ahead).
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil(
       [&] {
         auto now = farm.workerPids();
         return now.size() == before.size() && std::find(now.begin(), now.end(), victim) == now.end();
       },
-      10s));
+      10s, kCostlyPoll));
   ASSERT_TRUE(farm.waitWorkers(4, 10s));
   ASSERT_TRUE(waitBurnDown(40s)) << remaining() << " left\n" << farm.log();
   EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 0);
@@ -99,7 +99,7 @@ TEST_F(ReliabilityFaults, ServerKilledBurnDownCompletesWithoutDuplicates) {
   const auto& ids = burn.ids;
 
   // Mid burn-down, with prefetched rows in the table.
-  ASSERT_TRUE(pollUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
+  ASSERT_TRUE(waitUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
   const pid_t server = *farm.serverPid();
   ASSERT_TRUE(waitUntil([&] { return queryInt("SELECT count(*) FROM delayed_jobs WHERE locked_by = 'prefetch:sk'") >= 8; }, 5s))
       << "no prefetched rows to check the start-up release with";
@@ -116,12 +116,12 @@ TEST_F(ReliabilityFaults, ServerKilledBurnDownCompletesWithoutDuplicates) {
   const auto next = farm.waitNewServer(server, 15s);
   ASSERT_TRUE(next) << farm.log();
   // The dead server's prefetch goes back after the grace: seconds, not the 15-minute purge.
-  ASSERT_TRUE(pollUntil(
+  ASSERT_TRUE(waitUntil(
       [&] {
         return queryInt("SELECT count(*) FROM delayed_jobs WHERE locked_by = 'prefetch:sk' AND locked_at <= " +
                         q(db_now)) == 0;
       },
-      15s))
+      15s, kCostlyPoll))
       << farm.log();
   const auto released_after = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed_at);
   EXPECT_TRUE(farm.waitWorkers(4, 10s));
@@ -151,8 +151,8 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
   const std::string purl = pg->url();
   const std::string pschema = "rel_pgrestart";
   {
-    std::string out;
-    ASSERT_EQ(runHostq({"migrate", "--database-url", purl, "--schema", pschema}, &out), 0) << out;
+    const auto r = runHostq({"migrate", "--database-url", purl, "--schema", pschema});
+    ASSERT_EQ(r.code, 0) << r.describe();
   }
   FarmOptions o;
   o.database_url = purl;
@@ -166,17 +166,14 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
   Sql db(purl, pschema);
   const std::int64_t before = lastJobId(db);
   {
-    std::string out;
-    ASSERT_EQ(runHostq({"enqueue", "hostq.append", file, "--count", std::to_string(kJobs), "--database-url", purl,
-                        "--schema", pschema},
-                       &out),
-              0)
-        << out;
+    const auto r = runHostq({"enqueue", "hostq.append", file, "--count", std::to_string(kJobs), "--database-url", purl,
+                             "--schema", pschema});
+    ASSERT_EQ(r.code, 0) << r.describe();
   }
   std::vector<std::int64_t> ids;
   for (std::int64_t id = before + 1, last = lastJobId(db); id <= last; ++id) ids.push_back(id);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
-  ASSERT_TRUE(pollUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
+  ASSERT_TRUE(waitUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
   const pid_t server = *farm.serverPid();
 
   const std::string bin = EmbeddedPostgres::findBinDir();
@@ -187,7 +184,7 @@ TEST_F(ReliabilityFaults, DatabaseRestartMidBurnDown) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const std::size_t lines_after = countLines(file);
 
-  ASSERT_TRUE(pollUntil([&] { return db.integer("SELECT count(*) FROM delayed_jobs") == 0; }, 90s, 100ms))
+  ASSERT_TRUE(waitUntil([&] { return db.integer("SELECT count(*) FROM delayed_jobs") == 0; }, 90s, 100ms))
       << db.value("SELECT count(*) FROM delayed_jobs") << " left\n" << farm.log();
   auto s = farm.stats();
   ASSERT_TRUE(s);
@@ -225,7 +222,7 @@ TEST_F(ReliabilityFaults, FrozenWorkerKeepsItsJobAndTheRestGoOn) {
   const auto ids = enqueue("hostq.append", file, kJobs);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
   // Everything but the frozen worker's job completes.
-  ASSERT_TRUE(pollUntil([&] { return remaining() == 1; }, 60s, 100ms)) << remaining() << " left\n" << farm.log();
+  ASSERT_TRUE(waitUntil([&] { return remaining() == 1; }, 60s, 100ms)) << remaining() << " left\n" << farm.log();
   EXPECT_EQ(query("SELECT locked_by || ' ' || attempts FROM delayed_jobs WHERE id = " + held), owner + " 0");
   {
     auto lines = readAppendFile(file);
@@ -263,7 +260,7 @@ TEST_F(ReliabilityFaults, ServerKilledMidHeldBatchesLosesNothingAndBoundsReruns)
   Farm& farm = *burn.farm;
   const std::string& file = burn.file;
   const auto& ids = burn.ids;
-  ASSERT_TRUE(pollUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
+  ASSERT_TRUE(waitUntil([&] { return countLines(file) >= 500; }, 30s, 5ms)) << farm.log();
   const pid_t server = *farm.serverPid();
   ASSERT_EQ(::kill(server, SIGKILL), 0);
   const std::size_t lines_at_kill = countLines(file);
@@ -301,7 +298,7 @@ TEST_F(ReliabilityFaults, BatchConnectionsTerminatedMidBurnDownLoseNothing) {
   const auto& ids = burn.ids;
   std::int64_t terminated = 0;
   for (std::size_t at : {500u, 1500u, 2500u, 3500u}) {
-    ASSERT_TRUE(pollUntil([&] { return countLines(file) >= at || remaining() == 0; }, 30s, 2ms)) << farm.log();
+    ASSERT_TRUE(waitUntil([&] { return countLines(file) >= at || remaining() == 0; }, 30s, 2ms)) << farm.log();
     terminated += queryInt(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
         " WHERE application_name = 'hostq server batch bt' AND datname = current_database()");

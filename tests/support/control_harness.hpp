@@ -1,6 +1,6 @@
 #pragma once
 // Test helpers for the control plane: a fake owner that answers Reserve with a made-up job, a
-// private socket directory, and fork/wait helpers for client processes.
+// private socket directory, a server with that owner, and fork/wait helpers for client processes.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -94,6 +95,26 @@ class FakeOwner : public control::ControlHandler {
   std::map<control::ConnId, std::string> disconnects;
   int hellos = 0, messages = 0, completes = 0, reserves = 0;
   std::atomic<std::int64_t> nextJob{1000};
+};
+
+/// A ControlServer on a private socket with a FakeOwner behind it, in this process; stopped at
+/// scope exit. The one control-server fixture of the control tests.
+struct FakeControlServer {
+  TempSocketDir dir;
+  FakeOwner owner;
+  std::unique_ptr<control::ControlServer> server;
+
+  /// Starts the server on dir.sock() (whatever `o.socket_path` says).
+  void start(control::ControlServerOptions o = {}) {
+    o.socket_path = dir.sock();
+    server = std::make_unique<control::ControlServer>(o, owner);
+    owner.server = server.get();
+    server->start();
+  }
+  void stop() {
+    if (server) server->stop();
+  }
+  ~FakeControlServer() { stop(); }
 };
 
 /// Runs `body` in a child process; its return value is the exit code. The child never returns

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -35,10 +36,10 @@ std::string slurpFile(const std::string& path) {
 
 namespace {
 
-void redirect(const std::string& out, const std::string& err) {
+void redirect(const std::string& out, const std::string& err, const std::string& in = "/dev/null") {
   const int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
   const int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-  const int fi = ::open("/dev/null", O_RDONLY);
+  const int fi = ::open(in.c_str(), O_RDONLY);
   if (fo < 0 || fe < 0 || fi < 0) ::_exit(126);
   ::dup2(fi, 0);
   ::dup2(fo, 1);
@@ -51,7 +52,7 @@ void redirect(const std::string& out, const std::string& err) {
 }  // namespace
 
 Proc Proc::exec(const ScratchDir& dir, const std::string& label, const std::vector<std::string>& argv,
-                const std::vector<std::pair<std::string, std::string>>& env) {
+                const ExecOptions& options) {
   Proc p;
   p.m_out = dir.file(label + ".out");
   p.m_err = dir.file(label + ".err");
@@ -59,18 +60,26 @@ Proc Proc::exec(const ScratchDir& dir, const std::string& label, const std::vect
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
+  // A changed variable must not also stay in its inherited form: getenv() finds the first one.
   std::vector<std::string> envStore;
-  for (char** e = environ; *e; ++e) envStore.emplace_back(*e);
-  for (auto& [k, v] : env) envStore.push_back(k + "=" + v);
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const bool changed = std::any_of(options.env.begin(), options.env.end(), [&](const auto& kv) { return entry.rfind(kv.first + "=", 0) == 0; });
+    if (!changed) envStore.push_back(entry);
+  }
+  for (auto& [k, v] : options.env)
+    if (!v.empty()) envStore.push_back(k + "=" + v);
   std::vector<char*> cenv;
   for (auto& e : envStore) cenv.push_back(e.data());
   cenv.push_back(nullptr);
   p.m_pid = ::fork();
   if (p.m_pid == 0) {
-    redirect(p.m_out, p.m_err);
+    if (options.own_process_group) ::setpgid(0, 0);
+    redirect(p.m_out, p.m_err, options.stdin_path.empty() ? "/dev/null" : options.stdin_path);
     ::execve(cargs[0], cargs.data(), cenv.data());
     ::_exit(127);
   }
+  if (options.own_process_group && p.m_pid > 0) ::setpgid(p.m_pid, p.m_pid);  // before the child's own, maybe
   return p;
 }
 
@@ -138,19 +147,6 @@ std::string Proc::err() const { return slurpFile(m_err); }
 std::string Proc::describe() const {
   return "pid " + std::to_string(m_pid) + ", exit " + (m_code ? std::to_string(*m_code) : "(running)") +
          "\nstdout:\n" + out() + "\nstderr:\n" + err();
-}
-
-RunResult runHostq(const ScratchDir& dir, const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
-  static int counter = 0;
-  std::vector<std::string> argv{hostqBinary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Proc p = Proc::exec(dir, "run" + std::to_string(counter++), argv);
-  RunResult r;
-  const auto code = p.wait(timeout);
-  r.code = code.value_or(-1);
-  r.out = p.out();
-  r.err = p.err();
-  return r;  // p's destructor kills it if it timed out
 }
 
 }  // namespace hostq::test

@@ -1,7 +1,6 @@
 #pragma once
 // Worker/pool tests: child processes (the `hostq` binary, or a fork running a function) with
-// their output in files, a scratch directory with a short socket path, and `hostq` run to
-// completion. A Proc that is still running when destroyed is killed (SIGKILL) and reaped, so a
+// their output in files, and a scratch directory with a short socket path. A Proc that is still running when destroyed is killed (SIGKILL) and reaped, so a
 // failing test leaves no worker behind.
 #include <sys/types.h>
 
@@ -13,10 +12,9 @@
 #include <utility>
 #include <vector>
 
-namespace hostq::test {
+#include "support/run_hostq.hpp"
 
-/// The hostq binary under test: $HOSTQ_BIN, else the one in the build tree (server_harness.cpp).
-std::string hostqBinary();
+namespace hostq::test {
 
 /// A fresh directory under /tmp, removed on destruction. Short (socket paths stop at 107 bytes).
 class ScratchDir {
@@ -32,12 +30,20 @@ class ScratchDir {
   std::filesystem::path m_path;
 };
 
+struct ExecOptions {
+  EnvChanges env;          ///< changes to the inherited environment
+  std::string stdin_path;  ///< empty: /dev/null
+  /// The child leads a process group of its own, so that a test can kill everything it left
+  /// behind (kill(-pid)).
+  bool own_process_group = false;
+};
+
 class Proc {
  public:
   Proc() = default;
-  /// Runs `bin args…` with stdout/stderr to `<dir>/<label>.out|.err`; `env` adds variables.
+  /// Runs `bin args…` with stdout/stderr to `<dir>/<label>.out|.err`.
   static Proc exec(const ScratchDir& dir, const std::string& label, const std::vector<std::string>& argv,
-                   const std::vector<std::pair<std::string, std::string>>& env = {});
+                   const ExecOptions& options = {});
   /// Forks; the child redirects stdout/stderr likewise, runs `body` and _exit()s with its result.
   static Proc fork(const ScratchDir& dir, const std::string& label, std::function<int()> body);
   ~Proc();
@@ -59,14 +65,6 @@ class Proc {
   std::optional<int> m_code;
   std::string m_out, m_err;
 };
-
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
-/// Runs hostq with `args` to completion (bounded by `timeout`; killed then, code -1).
-RunResult runHostq(const ScratchDir& dir, const std::vector<std::string>& args,
-                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 std::string slurpFile(const std::string& path);
 

@@ -6,31 +6,17 @@
 #include <signal.h>
 
 #include <chrono>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "support/db_fixture.hpp"
 #include "support/farm.hpp"
+#include "support/stats_json.hpp"
 #include "support/wait.hpp"
 
 namespace hostq::test {
 
-inline std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-/// The pids in the "workers" array of `hostq stats --json`.
-inline std::vector<int> workerPids(const std::string& json) {
-  std::vector<int> pids;
-  const auto start = json.find("\"workers\":[");
-  if (start == std::string::npos) return pids;
-  const auto end = json.find(']', start);
-  const std::string list = json.substr(start, end - start);
-  static const std::regex pid("\"pid\":(\\d+)");
-  for (std::sregex_iterator it(list.begin(), list.end(), pid), e; it != e; ++it) pids.push_back(std::stoi((*it)[1]));
-  return pids;
-}
+inline std::string describe(const RunResult& r) { return r.describe(); }
 
 class PoolFixture : public DbTest {
  protected:
@@ -59,7 +45,9 @@ class PoolFixture : public DbTest {
   RunResult hostq(std::vector<std::string> args, std::chrono::milliseconds timeout = std::chrono::seconds(60)) const {
     const auto c = common();
     args.insert(args.end(), c.begin(), c.end());
-    return runHostq(m_dir, args, timeout);
+    RunOptions o;
+    o.timeout = timeout;
+    return runHostq(args, o);
   }
   /// `hostq pool ARGS` on its own socket, output in LABEL.out/.err.
   Proc spawnPool(std::vector<std::string> args, const std::string& label, const std::string& socket) const {
@@ -70,9 +58,9 @@ class PoolFixture : public DbTest {
     return Proc::exec(m_dir, label, argv);
   }
   void startPool(std::vector<std::string> args) { m_pool = spawnPool(std::move(args), "pool", "s.sock"); }
-  std::vector<int> statsWorkers() const {
+  std::vector<pid_t> statsWorkers() const {
     const auto r = hostq({"stats", "--json", "--timeout", "2"}, std::chrono::seconds(10));
-    return r.code == 0 ? workerPids(r.out) : std::vector<int>{};
+    return r.code == 0 ? statsWorkerPids(r.out) : std::vector<pid_t>{};
   }
   /// Stops the pool with QUIT and expects a clean exit.
   void quitPool(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {

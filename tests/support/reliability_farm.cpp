@@ -1,6 +1,5 @@
 #include "support/reliability_farm.hpp"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,108 +19,10 @@
 #include <unordered_map>
 
 #include "common/json.hpp"
+#include "common/proc_stat.hpp"
 #include "support/server_harness.hpp"
 
 namespace hostq::test::rel {
-
-using Clock = std::chrono::steady_clock;
-
-bool pollUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
-               std::chrono::milliseconds interval) {
-  const auto deadline = Clock::now() + timeout;
-  while (!cond()) {
-    if (Clock::now() >= deadline) return cond();
-    std::this_thread::sleep_for(interval);
-  }
-  return true;
-}
-
-std::string hostqBin() {
-  const char* b = std::getenv("HOSTQ_BIN");
-  return b && *b ? std::string(b) : std::string(HOSTQ_DEFAULT_BIN);
-}
-
-namespace {
-
-/// Waits for a child with a deadline; the exit code, -signal, or nullopt on timeout.
-std::optional<int> waitChild(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (auto pause = std::chrono::milliseconds(1);; pause = std::min(pause * 2, std::chrono::milliseconds(50))) {
-    int st = 0;
-    const pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
-    if (r < 0) return -1000;
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(pause);
-  }
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<char*> argvOf(std::vector<std::string>& v) {
-  std::vector<char*> argv;
-  for (auto& a : v) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  return argv;
-}
-
-}  // namespace
-
-int runHostq(const std::vector<std::string>& args, std::string* out, std::chrono::milliseconds timeout) {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return -1000;
-  const std::string bin = hostqBin();
-  std::vector<std::string> argv_s{bin};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  auto argv = argvOf(argv_s);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(pipefd[1], 1);
-    // stderr carries "no server yet" while a test polls; the exit code says it all.
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    if (devnull >= 0) ::dup2(devnull, 2);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  ::close(pipefd[1]);
-  std::string text;
-  const auto deadline = Clock::now() + timeout;
-  char buf[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) break;
-    pollfd p{pipefd[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(pipefd[0]);
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  auto rc = waitChild(pid, std::max(left, std::chrono::milliseconds(0)) + std::chrono::milliseconds(100));
-  if (!rc) {
-    ::kill(pid, SIGKILL);
-    rc = waitChild(pid, std::chrono::seconds(5)).value_or(-1000);
-  }
-  if (out) *out = std::move(text);
-  return *rc;
-}
-
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/hqr.XXXXXX";
-  if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-  m_path = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(m_path, ec);
-}
 
 Farm::Farm(FarmOptions options) : m_o(std::move(options)) { m_socket = m_dir.file("s/hq.sock"); }
 
@@ -138,55 +39,45 @@ bool Farm::start(std::chrono::milliseconds timeout) {
   if (!m_o.transport.empty()) args.insert(args.end(), {"--transport", m_o.transport});
   if (!m_o.config_file.empty()) args.insert(args.end(), {"--config", m_o.config_file});
   args.insert(args.end(), m_o.extra.begin(), m_o.extra.end());
-  const std::string bin = hostqBin();
-  std::vector<std::string> argv_s{bin};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  auto argv = argvOf(argv_s);
-  const std::string log = logPath();
+  std::vector<std::string> argv{hostqBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
   // HOSTQ_TEST_FARM_LOG overrides the level (e.g. debug) when chasing a failure.
   const char* env_level = std::getenv("HOSTQ_TEST_FARM_LOG");
   const std::string level = env_level && *env_level ? env_level : m_o.log_level;
-  m_pool = ::fork();
-  if (m_pool == 0) {
-    ::setpgid(0, 0);  // one group: stop() can KILL everything the pool left behind
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    ::setenv("HOSTQ_LOG_LEVEL", level.c_str(), 1);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  ::setpgid(m_pool, m_pool);
+  // Its own process group: stop() can KILL everything the pool left behind.
+  ExecOptions exec;
+  exec.env = {{"HOSTQ_LOG_LEVEL", level}};
+  exec.own_process_group = true;
+  m_pool = Proc::exec(m_dir, "pool", argv, exec);
   return waitWorkers(m_o.workers, timeout);
 }
 
 void Farm::stop(std::chrono::milliseconds grace) {
-  if (m_pool <= 0) return;
+  const pid_t group = m_pool.pid();
+  if (group <= 0) return;
   // A test may have stopped a child; a stopped worker would hold up the graceful shutdown.
-  ::kill(-m_pool, SIGCONT);
-  ::kill(m_pool, SIGQUIT);
-  if (!waitChild(m_pool, grace)) {
-    ::kill(-m_pool, SIGKILL);
-    waitChild(m_pool, std::chrono::seconds(5));
+  ::kill(-group, SIGCONT);
+  m_pool.signal(SIGQUIT);
+  if (!m_pool.wait(grace)) {
+    ::kill(-group, SIGKILL);
+    m_pool.wait(std::chrono::seconds(5));
   }
   // Children the pool could not reap in time (or orphans of a killed pool).
-  ::kill(-m_pool, SIGKILL);
-  m_pool = -1;
+  ::kill(-group, SIGKILL);
+  m_pool = Proc();
 }
 
 std::optional<pid_t> Farm::serverPid() const {
-  auto s = childrenOf(m_pool, "hostq server");
+  auto s = childrenOf(m_pool.pid(), "hostq server");
   if (s.empty()) return std::nullopt;
   return s.front();
 }
 
-std::vector<pid_t> Farm::workerPids() const { return childrenOf(m_pool, "hostq worker"); }
+std::vector<pid_t> Farm::workerPids() const { return childrenOf(m_pool.pid(), "hostq worker"); }
 
 std::optional<pid_t> Farm::waitNewServer(pid_t old, std::chrono::milliseconds timeout) {
   std::optional<pid_t> now;
-  pollUntil(
+  waitUntil(
       [&] {
         auto s = stats();
         if (!s) return false;
@@ -195,72 +86,47 @@ std::optional<pid_t> Farm::waitNewServer(pid_t old, std::chrono::milliseconds ti
         now = static_cast<pid_t>(*p);
         return true;
       },
-      timeout);
+      timeout, kCostlyPoll);
   return now;
 }
 
 bool Farm::waitWorkers(int n, std::chrono::milliseconds timeout) {
-  return pollUntil(
+  return waitUntil(
       [&] {
         auto s = stats();
-        return s && static_cast<int>(jsonWorkerPids(*s).size()) >= n;
+        return s && static_cast<int>(statsWorkerPids(*s).size()) >= n;
       },
-      timeout);
+      timeout, kCostlyPoll);
 }
 
 std::optional<std::string> Farm::stats() const {
   std::vector<std::string> args{"stats", "--json", "--timeout", "2"};
   for (auto& a : common()) args.push_back(a);
-  std::string out;
-  if (runHostq(args, &out, std::chrono::seconds(10)) != 0) return std::nullopt;
-  return out;
+  RunOptions o;
+  o.timeout = std::chrono::seconds(10);
+  auto r = runHostq(args, o);
+  if (r.code != 0) return std::nullopt;
+  return std::move(r.out);
 }
 
-std::string Farm::log() const { return readFile(logPath()); }
-
-std::vector<pid_t> jsonWorkerPids(const std::string& json) {
-  std::vector<pid_t> out;
-  const Json stats = parseJsonOrDiscard(json);
-  if (!stats.is_object() || !stats.contains("workers") || !stats.at("workers").is_array()) return out;
-  for (const auto& w : stats.at("workers"))
-    if (w.is_object() && w.contains("pid") && w.at("pid").is_number_integer()) out.push_back(w.at("pid").get<pid_t>());
-  return out;
+std::string Farm::log() const {
+  const std::string out = slurpFile(m_dir.file("pool.out"));
+  return slurpFile(logPath()) + (out.empty() ? "" : "\nstdout:\n" + out);
 }
 
 std::vector<pid_t> childrenOf(pid_t parent, const std::string& comm) {
   std::vector<pid_t> out;
   if (parent <= 0) return out;
-  DIR* d = ::opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    char* end = nullptr;
-    const long pid = std::strtol(e->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0) continue;
-    const std::string stat = readFile("/proc/" + std::string(e->d_name) + "/stat");
-    const auto rp = stat.rfind(')');
-    if (rp == std::string::npos) continue;
-    std::istringstream rest(stat.substr(rp + 2));
-    char state = 0;
-    long ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != parent || state == 'Z') continue;
-    if (!comm.empty()) {
-      std::string c = readFile("/proc/" + std::string(e->d_name) + "/comm");
-      while (!c.empty() && c.back() == '\n') c.pop_back();
-      if (c != comm) continue;
-    }
-    out.push_back(static_cast<pid_t>(pid));
-  }
-  ::closedir(d);
+  for (const auto& p : childProcesses(parent))
+    if (!p.zombie() && (comm.empty() || p.comm == comm)) out.push_back(static_cast<pid_t>(p.pid));
   return out;
 }
 
 bool processAlive(pid_t pid) {
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
   // A zombie is dead for our purposes.
-  const std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  const auto rp = stat.rfind(')');
-  return rp == std::string::npos || rp + 2 >= stat.size() || stat[rp + 2] != 'Z';
+  const auto s = readProcStat(pid);
+  return !s || !s->zombie();
 }
 
 std::vector<AppendLine> readAppendFile(const std::string& path) {
@@ -317,7 +183,7 @@ std::vector<std::string> Sql::column(const std::string& sql) {
     }
     if (!m_conn->ok() && attempt < 1) {
       // A restarted database: connect again (with a deadline) and retry once.
-      pollUntil(
+      waitUntil(
           [&] {
             try {
               connect();
@@ -459,10 +325,11 @@ std::vector<std::int64_t> FarmTest::enqueue(const std::string& tag, const std::s
   std::vector<std::string> args{"enqueue", tag, payload, "--count", std::to_string(count),
                                 "--database-url", url(), "--schema", schema()};
   args.insert(args.end(), flags.begin(), flags.end());
-  std::string out;
-  const int rc = runHostq(args, &out, std::chrono::seconds(120));
-  if (rc != 0) {
-    ADD_FAILURE() << "hostq enqueue failed: " << out;
+  RunOptions o;
+  o.timeout = std::chrono::seconds(120);
+  const auto r = runHostq(args, o);
+  if (r.code != 0) {
+    ADD_FAILURE() << "hostq enqueue failed: " << r.describe();
     return {};
   }
   std::vector<std::int64_t> ids;
@@ -489,7 +356,7 @@ FarmTest::AppendBurn FarmTest::startAppendBurn(FarmOptions options, int jobs) co
 }
 
 bool FarmTest::waitBurnDown(std::chrono::milliseconds timeout) const {
-  return pollUntil([&] { return remaining() == 0; }, timeout, std::chrono::milliseconds(100));
+  return waitUntil([&] { return remaining() == 0; }, timeout, std::chrono::milliseconds(100));
 }
 
 std::vector<std::int64_t> FarmTest::allIds() const {

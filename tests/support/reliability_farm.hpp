@@ -18,34 +18,12 @@
 #include <vector>
 
 #include "support/db_fixture.hpp"
+#include "support/farm.hpp"
+#include "support/run_hostq.hpp"
+#include "support/stats_json.hpp"
+#include "support/wait.hpp"
 
 namespace hostq::test::rel {
-
-/// waitUntil with a fixed poll interval, for conditions that are costly to evaluate (a query, a
-/// process spawn): polling them every few ms would load this 2-core machine.
-bool pollUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
-               std::chrono::milliseconds interval = std::chrono::milliseconds(50));
-
-/// The `hostq` binary: $HOSTQ_BIN, else the one built next to the tests.
-std::string hostqBin();
-
-/// Runs `hostq ARGS…` and returns its exit code (-signal when killed); stdout into *out.
-int runHostq(const std::vector<std::string>& args, std::string* out = nullptr,
-             std::chrono::milliseconds timeout = std::chrono::seconds(60));
-
-/// A private directory under /tmp (short: socket paths must fit sun_path), removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return m_path; }
-  std::string file(const std::string& name) const { return m_path + "/" + name; }
-
- private:
-  std::string m_path;
-};
 
 struct FarmOptions {
   std::string database_url;
@@ -73,7 +51,7 @@ class Farm {
   /// QUIT (graceful) then, after `grace`, KILL of the whole process group. Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 
-  pid_t poolPid() const { return m_pool; }
+  pid_t poolPid() const { return m_pool.pid(); }
   /// Current children of the pool by title ("hostq server" / "hostq worker").
   std::optional<pid_t> serverPid() const;
   std::vector<pid_t> workerPids() const;
@@ -86,8 +64,8 @@ class Farm {
   std::optional<std::string> stats() const;
 
   const std::string& socket() const { return m_socket; }
-  const std::string& dir() const { return m_dir.path(); }
-  std::string logPath() const { return m_dir.file("pool.log"); }
+  std::string dir() const { return m_dir.path().string(); }
+  std::string logPath() const { return m_dir.file("pool.err"); }
   /// The pool's log (server and workers write to the same stderr).
   std::string log() const;
   /// `hostq` flags naming this farm's database, schema and socket.
@@ -95,13 +73,10 @@ class Farm {
 
  private:
   FarmOptions m_o;
-  TempDir m_dir;
+  ScratchDir m_dir;
   std::string m_socket;
-  pid_t m_pool = -1;
+  Proc m_pool;
 };
-
-/// Pids listed in a stats reply's "workers" array.
-std::vector<pid_t> jsonWorkerPids(const std::string& json);
 
 /// Children of `parent` whose /proc/PID/comm equals `comm` (empty: any).
 std::vector<pid_t> childrenOf(pid_t parent, const std::string& comm = "");

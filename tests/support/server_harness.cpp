@@ -23,11 +23,6 @@
 
 namespace hostq::test {
 
-std::string hostqBinary() {
-  if (const char* bin = std::getenv("HOSTQ_BIN"); bin && *bin) return bin;
-  return HOSTQ_DEFAULT_BIN;
-}
-
 // ---- HostqProcess ------------------------------------------------------------------------------
 
 HostqProcess::HostqProcess(std::vector<std::string> args, std::string log) : m_log(std::move(log)) {
@@ -138,22 +133,6 @@ std::optional<std::string> Monitor::stats(std::chrono::milliseconds timeout) {
   }
   return std::nullopt;
 }
-
-std::optional<double> statNumber(const std::string& json, const std::string& path) {
-  std::string pointer = "/" + path;
-  std::replace(pointer.begin(), pointer.end(), '.', '/');
-  return numberAt(parseJsonOrDiscard(json), pointer);
-}
-
-std::function<bool(const std::string&)> statIs(std::string path, double value) {
-  return [path = std::move(path), value](const std::string& s) { return statNumber(s, path) == value; };
-}
-
-std::function<bool(const std::string&)> statAtLeast(std::string path, double value) {
-  return [path = std::move(path), value](const std::string& s) { return statNumber(s, path).value_or(-1) >= value; };
-}
-
-bool statFlag(const std::string& json, const std::string& key) { return flagAt(parseJsonOrDiscard(json), "/" + key); }
 
 // ---- TestClient --------------------------------------------------------------------------------
 

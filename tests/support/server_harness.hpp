@@ -23,6 +23,8 @@
 #include "control/control_client.hpp"
 #include "protocol/messages.hpp"
 #include "support/db_fixture.hpp"
+#include "support/run_hostq.hpp"
+#include "support/stats_json.hpp"
 
 namespace hostq::shm {
 class WorkerSegment;
@@ -31,9 +33,6 @@ class WorkerSegment;
 namespace hostq::test {
 
 using namespace std::chrono_literals;
-
-/// HOSTQ_BIN, else the binary of this build tree.
-std::string hostqBinary();
 
 /// A child running the hostq binary; stdout and stderr go to `log`. The destructor kills (-9) and
 /// reaps it if it still runs.
@@ -71,14 +70,6 @@ class Monitor {
   std::string m_socket;
   control::ControlClient m_client;
 };
-
-/// A number at a dotted path of the server's stats JSON ("db_statements_by_kind.reserve").
-std::optional<double> statNumber(const std::string& json, const std::string& path);
-/// The top-level boolean `key` is true.
-bool statFlag(const std::string& json, const std::string& key);
-/// Stats predicates for ServerTest::waitStats.
-std::function<bool(const std::string&)> statIs(std::string path, double value);
-std::function<bool(const std::string&)> statAtLeast(std::string path, double value);
 
 /// A worker driven by hand, one request at a time.
 class TestClient {

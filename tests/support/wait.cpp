@@ -1,21 +1,35 @@
 #include "support/wait.hpp"
 
+#include <algorithm>
 #include <thread>
 
 namespace hostq::test {
 
-bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+namespace {
+
+bool poll(const std::function<bool()>& cond, std::chrono::milliseconds timeout, std::chrono::microseconds pause,
+          std::chrono::microseconds max_pause) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto pause = std::chrono::microseconds(50);
   while (!cond()) {
     if (std::chrono::steady_clock::now() >= deadline) return cond();
     std::this_thread::yield();
-    // Back-off keeps the poll cheap on a 2-core machine; it is a poll interval, not a wait for
-    // the condition.
+    // A poll interval, not a wait for the condition.
     std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(5000));
+    pause = std::min(pause * 2, max_pause);
   }
   return true;
+}
+
+}  // namespace
+
+bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  // Back-off keeps the poll cheap on a 2-core machine.
+  return poll(cond, timeout, std::chrono::microseconds(50), std::chrono::microseconds(5000));
+}
+
+bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+               std::chrono::milliseconds interval) {
+  return poll(cond, timeout, interval, interval);
 }
 
 }  // namespace hostq::test

@@ -38,7 +38,7 @@ TEST(HttpListenAddress, ConfigKeyIsChecked) {
 }
 
 TEST(HttpMetrics, CumulativeCountsNeverCountAValueBelowItsBound) {
-  server::LatencyHistogram h;
+  LatencyHistogram h;
   for (std::uint64_t v : {1, 5, 8, 9, 100, 1000, 1000, 50'000}) h.record(v);
   EXPECT_EQ(h.sum(), 1 + 5 + 8 + 9 + 100 + 1000 + 1000 + 50'000u);
   const auto c = cumulativeCounts(h, {0, 1, 7, 10, 1000, 2000, 1'000'000});

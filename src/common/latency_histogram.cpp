@@ -1,8 +1,8 @@
-#include "server/stats.hpp"
+#include "common/latency_histogram.hpp"
 
 #include <bit>
 
-namespace hostq::server {
+namespace hostq {
 
 int LatencyHistogram::indexOf(std::uint64_t ns) noexcept {
   if (ns < kSub) return static_cast<int>(ns);
@@ -26,6 +26,12 @@ void LatencyHistogram::record(std::uint64_t ns) noexcept {
   m_sum += ns;
 }
 
+void LatencyHistogram::addToBucket(int index, std::uint64_t n) noexcept {
+  if (index < 0 || index >= kBuckets) return;
+  m_buckets[static_cast<std::size_t>(index)] += n;
+  m_count += n;
+}
+
 std::uint64_t LatencyHistogram::percentile(double q) const noexcept {
   if (m_count == 0) return 0;
   auto rank = static_cast<std::uint64_t>(q * static_cast<double>(m_count));
@@ -45,4 +51,4 @@ void LatencyHistogram::merge(const LatencyHistogram& other) noexcept {
   m_sum += other.m_sum;
 }
 
-}  // namespace hostq::server
+}  // namespace hostq
