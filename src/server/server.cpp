@@ -548,7 +548,7 @@ void Server::listenLoop() {
       if (!conn) {
         StoreOptions so;
         so.schema = m_o.schema;
-        so.application_name = "hostq server listener";
+        so.application_name = "hostq server listener " + m_host;
         conn = Store::connect(resolveDatabaseUrl(m_o.database_url), so);
         conn->listen();
         backoff = std::chrono::milliseconds(50);
@@ -583,7 +583,9 @@ int Server::run() {
   so.schema = m_o.schema;
   so.keep_failed_jobs = m_o.settings.keep_failed_jobs;
   so.default_max_attempts = m_o.settings.default_max_attempts;
-  so.application_name = "hostq server";
+  // Every connection is named with the host (a farm of hosts on one database tells its backends
+  // apart in pg_stat_activity by the last word).
+  so.application_name = "hostq server " + m_host;
   const std::string url = resolveDatabaseUrl(m_o.database_url);
   // The database may not be up yet (pool start, database restart): keep trying.
   for (auto backoff = std::chrono::milliseconds(100);; backoff = std::min(backoff * 2, std::chrono::milliseconds(2000))) {
@@ -609,8 +611,8 @@ int Server::run() {
   m_buf.resize(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax) + 64);
 
   // The writer's and the reserver's own connections: batch statements, nested-loop joins only.
-  auto batchConnection = [url, so](const char* application_name) {
-    return [url, so, application_name] {
+  auto batchConnection = [url, so](std::string application_name) {
+    return [url, so, application_name = std::move(application_name)] {
       StoreOptions o = so;
       o.application_name = application_name;
       o.nested_loop_joins = true;
@@ -618,8 +620,8 @@ int Server::run() {
     };
   };
   auto wake = [this] { m_segment->ringServerDoorbell(); };
-  m_writer = std::make_unique<ResultWriter>(batchConnection("hostq server writer"), wake);
-  m_reservations = std::make_unique<ReservationRunner>(batchConnection("hostq server reserver"), wake);
+  m_writer = std::make_unique<ResultWriter>(batchConnection("hostq server writer " + m_host), wake);
+  m_reservations = std::make_unique<ReservationRunner>(batchConnection("hostq server reserver " + m_host), wake);
   // Held-lock batch channels: idle_in_transaction_session_timeout far above the batch bound, so
   // a server that stops mid-batch without its connections closing still gives its claims back.
   std::vector<BatchChannel*> channels;
