@@ -281,7 +281,8 @@ std::string RunConfig::label() const {
 }
 
 std::string RunConfig::hostname(int i) const {
-  return hosts <= 1 ? std::string() : "benchhost-" + std::to_string(i + 1);
+  if (hosts <= 1) return hostname_stem;
+  return (hostname_stem.empty() ? std::string("benchhost") : hostname_stem) + "-" + std::to_string(i + 1);
 }
 
 // --- Database -----------------------------------------------------------------------------------

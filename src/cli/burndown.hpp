@@ -97,12 +97,15 @@ struct RunConfig {
   /// Simulated hosts: farms of `workers` each, with their own hostname, socket and server, on
   /// the same database and jobs. 1 = one farm with the default hostname.
   int hosts = 1;
+  /// --hostname: a single host's name, or the stem of the simulated hosts' names ("" = the
+  /// default hostname / "benchhost").
+  std::string hostname_stem;
   int held_batches = -1;  ///< the server's held-lock batch channels; < 0: its default
   std::chrono::milliseconds batch_max_open{0};  ///< the server's batch bound; 0: its default
   std::string handlerName() const;
   std::string label() const;  ///< "shm x4", "shm x4 on 16 hosts"
-  /// The hostname of simulated host `i` (0-based): "" (the default) for a single host, else
-  /// "benchhost-<i+1>".
+  /// The hostname of simulated host `i` (0-based): the stem for a single host ("" = the
+  /// default), else "<stem>-<i+1>" (benchhost-1, …).
   std::string hostname(int i) const;
 };
 

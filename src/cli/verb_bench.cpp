@@ -103,6 +103,7 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
         c.transport = t;
         c.workers = w;
         c.hosts = h;
+        c.hostname_stem = common.hostname;
         c.jobs = f.jobs;
         c.payload_bytes = f.payload_bytes;
         c.sleep_ms = sleepMs;

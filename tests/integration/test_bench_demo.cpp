@@ -127,7 +127,7 @@ TEST_F(BenchDemo, BenchHostsRunsOneFarmPerHostAndReportsEach) {
   const auto out = std::filesystem::temp_directory_path() / ("hostq-bench-hosts-" + std::to_string(::getpid()));
   std::filesystem::remove_all(out);
   Outcome r = runHostq({"bench", "--hosts", "2", "--workers", "2", "--jobs", "4000", "--json", "--out", out.string(),
-                        "--database-url", url(), "--schema", schema()});
+                        "--hostname", "benchdemo", "--database-url", url(), "--schema", schema()});
   ASSERT_EQ(r.code, 0) << r.describe();
   const auto ls = lines(r.out);
   ASSERT_EQ(ls.size(), 1u) << r.describe();
@@ -140,7 +140,7 @@ TEST_F(BenchDemo, BenchHostsRunsOneFarmPerHostAndReportsEach) {
   double jobs = 0, statements = 0;
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& h = o["per_host"][i];
-    EXPECT_EQ(h.value("hostname", ""), "benchhost-" + std::to_string(i + 1)) << ls[0];
+    EXPECT_EQ(h.value("hostname", ""), "benchdemo-" + std::to_string(i + 1)) << ls[0];
     for (const char* key : {"jobs", "jobs_per_sec", "db_connections_peak", "statements_per_job"})
       EXPECT_GE(number(h, key), 0) << "missing " << key << " in " << ls[0];
     // Each host's server holds at least its main connection while it runs.
