@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "common/json.hpp"
 
@@ -14,13 +15,14 @@ namespace hostq::cli::burndown {
 
 namespace {
 
-using Getter = std::function<std::optional<double>(const RunResult&)>;
-
-struct Field {
+/// One reported figure of a T (a run, a host of a run).
+template <class T>
+struct FieldOf {
   const char* name;
-  Getter get;
+  std::function<std::optional<double>(const T&)> get;
   int decimals;
 };
+using Field = FieldOf<RunResult>;
 
 // Every scalar a run reports, in output order (JSON, CSV and the medians share this list).
 const std::vector<Field>& fields() {
@@ -66,6 +68,25 @@ const std::vector<Field>& laterFields() {
       {"held_open_ms_p99", [](const RunResult& r) { return r.held_open_ms_p99; }, 2},
       {"held_jobs_per_batch", [](const RunResult& r) { return r.held_jobs_per_batch; }, 1},
       {"held_promotions", [](const RunResult& r) { return r.held_promotions; }, 0},
+      {"hosts", [](const RunResult& r) { return std::optional<double>(r.config.hosts); }, 0},
+      {"db_connections_peak", [](const RunResult& r) { return r.db_connections_peak; }, 0},
+  };
+  return f;
+}
+
+// The per-host figures (JSON "per_host", hosts.csv), in output order.
+using HostField = FieldOf<HostResult>;
+const std::vector<HostField>& hostFields() {
+  static const std::vector<HostField> f = {
+      {"jobs", [](const HostResult& h) { return h.jobs; }, 0},
+      {"jobs_per_sec", [](const HostResult& h) { return h.jobs_per_second; }, 1},
+      {"db_connections_peak", [](const HostResult& h) { return h.db_connections_peak; }, 0},
+      {"db_statements", [](const HostResult& h) { return h.db_statements; }, 0},
+      {"statements_per_job", [](const HostResult& h) { return h.db_statements_per_job; }, 5},
+      {"cpu_server_us_per_job", [](const HostResult& h) { return h.cpu_server_us_per_job; }, 2},
+      {"cpu_workers_us_per_job", [](const HostResult& h) { return h.cpu_workers_us_per_job; }, 2},
+      {"handoff_p50_us", [](const HostResult& h) { return h.handoff_p50_us; }, 2},
+      {"handoff_p99_us", [](const HostResult& h) { return h.handoff_p99_us; }, 2},
   };
   return f;
 }
@@ -73,6 +94,16 @@ const std::vector<Field>& laterFields() {
 std::string num(double v, int decimals) {
   std::string s = fmt::format("{:.{}f}", v, decimals);
   return s;
+}
+
+/// ",v1,v2,…" (empty cells for absent values), with at least 3 decimals.
+template <class T>
+void csvCells(std::string& o, const std::vector<FieldOf<T>>& list, const T& x) {
+  for (const auto& f : list) {
+    const auto v = f.get(x);
+    o += ",";
+    if (v && std::isfinite(*v)) o += num(*v, std::max(f.decimals, 3));
+  }
 }
 
 Json jsonNum(const std::optional<double>& v, int decimals) {
@@ -87,6 +118,11 @@ std::optional<double> median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// "4", or "4 on 16 hosts": a farm size as the tables and the chart name it.
+std::string farmSize(int hosts, int workers) {
+  return hosts > 1 ? fmt::format("{} on {} hosts", workers, hosts) : std::to_string(workers);
 }
 
 int transportOrder(Transport t) { return t == Transport::Shm ? 0 : t == Transport::Socket ? 1 : 2; }
@@ -151,6 +187,15 @@ std::string toJson(const RunResult& r) {
   for (const auto& f : fields()) o[f.name] = jsonNum(f.get(r), f.decimals);
   o["db_statements_source"] = r.db_statements_source.empty() ? Json(nullptr) : Json(r.db_statements_source);
   for (const auto& f : laterFields()) o[f.name] = jsonNum(f.get(r), f.decimals);
+  o["hosts"] = r.config.hosts;
+  Json hosts = Json::array();
+  for (const auto& h : r.per_host) {
+    Json item = Json::object();
+    item["hostname"] = h.hostname;
+    for (const auto& f : hostFields()) item[f.name] = jsonNum(f.get(h), f.decimals);
+    hosts.push_back(std::move(item));
+  }
+  o["per_host"] = std::move(hosts);
   if (!r.error.empty()) o["error"] = r.error;
   return dumpJson(o);
 }
@@ -164,17 +209,25 @@ std::string toCsv(const std::vector<RunResult>& runs) {
   for (const auto& r : runs) {
     o += fmt::format("{},{},{},{},{},{}", toString(r.config.transport), r.config.workers, r.config.jobs,
                      r.config.payload_bytes, r.config.handlerName(), r.repeat);
-    auto cells = [&](const std::vector<Field>& list) {
-      for (const auto& f : list) {
-        const auto v = f.get(r);
-        o += ",";
-        if (v && std::isfinite(*v)) o += num(*v, std::max(f.decimals, 3));
-      }
-    };
-    cells(fields());
+    csvCells(o, fields(), r);
     o += "," + r.db_statements_source;
-    cells(laterFields());
+    csvCells(o, laterFields(), r);
     o += "\n";
+  }
+  return o;
+}
+
+std::string hostsCsv(const std::vector<RunResult>& runs) {
+  std::string o = "transport,workers,hosts,repeat,hostname";
+  for (const auto& f : hostFields()) o += std::string(",") + f.name;
+  o += "\n";
+  for (const auto& r : runs) {
+    for (const auto& h : r.per_host) {
+      o += fmt::format("{},{},{},{},{}", toString(r.config.transport), r.config.workers, r.config.hosts, r.repeat,
+                       h.hostname);
+      csvCells(o, hostFields(), h);
+      o += "\n";
+    }
   }
   return o;
 }
@@ -193,10 +246,10 @@ std::string histogramsCsv(const std::vector<RunResult>& runs) {
 }
 
 std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
-  std::map<std::pair<int, int>, ConfigSummary> by;
+  std::map<std::tuple<int, int, int>, ConfigSummary> by;
   for (const auto& r : runs) {
     if (!r.error.empty()) continue;  // a failed run has no figures to take the median of
-    auto& s = by[{transportOrder(r.config.transport), r.config.workers}];
+    auto& s = by[{r.config.hosts, transportOrder(r.config.transport), r.config.workers}];
     s.config = r.config;
     s.runs.push_back(&r);
     s.gap.merge(r.gap);
@@ -245,6 +298,7 @@ std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
     m.held_open_ms_p99 = med([](const RunResult& r) { return r.held_open_ms_p99; });
     m.held_jobs_per_batch = med([](const RunResult& r) { return r.held_jobs_per_batch; });
     m.held_promotions = med([](const RunResult& r) { return r.held_promotions; });
+    m.db_connections_peak = med([](const RunResult& r) { return r.db_connections_peak; });
     out.push_back(std::move(s));
   }
   return out;
@@ -252,11 +306,11 @@ std::vector<ConfigSummary> summarize(const std::vector<RunResult>& runs) {
 
 std::string summaryTable(const std::vector<ConfigSummary>& s) {
   std::string o =
-      "| transport | workers | runs | jobs/s | stmts/job (hostq) | xact/job (pg_stat_database) | CPU µs/job server | "
+      "| transport | workers | hosts | runs | jobs/s | DB connections peak | stmts/job (hostq) | xact/job (pg_stat_database) | CPU µs/job server | "
       "CPU µs/job workers | CPU µs/job postgres | hand-off p50 / p99 / p99.9 µs (server) | job gap p50 / p99 / p99.9 µs "
       "(worker) | peak RSS server / worker MB | fairness: worst gap / mean | held batches: open ms p50 / p99, "
       "jobs/batch, promoted |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   auto mb = [](const std::optional<double>& kb) {
     return kb ? std::optional<double>(*kb / 1024.0) : std::nullopt;
   };
@@ -268,8 +322,9 @@ std::string summaryTable(const std::vector<ConfigSummary>& s) {
                                  ? fmtNum(m.held_open_ms_p50, 1) + " / " + fmtNum(m.held_open_ms_p99, 1) + ", " +
                                        fmtNum(m.held_jobs_per_batch, 0) + ", " + fmtNum(m.held_promotions, 0)
                                  : std::string("–");
-    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} / {} | {} | {} |\n",
-                     toString(c.config.transport), c.config.workers, c.runs.size(), fmtNum(m.jobs_per_second, 0), stm,
+    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} / {} | {} | {} |\n",
+                     toString(c.config.transport), c.config.workers, c.config.hosts, c.runs.size(),
+                     fmtNum(m.jobs_per_second, 0), fmtNum(m.db_connections_peak, 0), stm,
                      fmtNum(m.xact_commit_per_job, 4), fmtNum(m.cpu_server_us_per_job, 1),
                      fmtNum(m.cpu_workers_us_per_job, 1), fmtNum(m.cpu_postgres_us_per_job, 1),
                      fmtNum(m.handoff_p50_us, 1), fmtNum(m.handoff_p99_us, 1), fmtNum(m.handoff_p999_us, 1),
@@ -281,8 +336,8 @@ std::string summaryTable(const std::vector<ConfigSummary>& s) {
 }
 
 std::string ratioTable(const std::vector<ConfigSummary>& s) {
-  std::map<int, std::map<Transport, const RunResult*>> byWorkers;
-  for (const auto& c : s) byWorkers[c.config.workers][c.config.transport] = &c.median;
+  std::map<std::pair<int, int>, std::map<Transport, const RunResult*>> byWorkers;
+  for (const auto& c : s) byWorkers[{c.config.hosts, c.config.workers}][c.config.transport] = &c.median;
   std::string o;
   for (auto& [w, t] : byWorkers) {
     auto ratio = [&](Transport a, Transport b, bool stmts) -> std::string {
@@ -295,7 +350,7 @@ std::string ratioTable(const std::vector<ConfigSummary>& s) {
     if (o.empty())
       o = "| workers | jobs/s shm ÷ socket | jobs/s shm ÷ direct | jobs/s socket ÷ direct | stmts/job direct ÷ shm | "
           "stmts/job direct ÷ socket |\n|---:|---:|---:|---:|---:|---:|\n";
-    o += fmt::format("| {} | {} | {} | {} | {} | {} |\n", w, ratio(Transport::Shm, Transport::Socket, false),
+    o += fmt::format("| {} | {} | {} | {} | {} | {} |\n", farmSize(w.first, w.second), ratio(Transport::Shm, Transport::Socket, false),
                      ratio(Transport::Shm, Transport::Direct, false), ratio(Transport::Socket, Transport::Direct, false),
                      ratio(Transport::Shm, Transport::Direct, true), ratio(Transport::Socket, Transport::Direct, true));
   }
@@ -311,15 +366,15 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
       W, H1 + H2, L, xmlEscape(title));
 
   // --- chart 1: jobs/s, bars = medians, dots = single runs -----------------------------------
-  std::set<int> workerSet;
+  std::set<std::pair<int, int>> workerSet;  // (hosts, workers)
   std::set<int> transportSet;
   double maxRate = 0;
   for (const auto& c : s) {
-    workerSet.insert(c.config.workers);
+    workerSet.insert({c.config.hosts, c.config.workers});
     transportSet.insert(transportOrder(c.config.transport));
     for (auto* r : c.runs) maxRate = std::max(maxRate, r->jobs_per_second);
   }
-  const std::vector<int> workers(workerSet.begin(), workerSet.end());
+  const std::vector<std::pair<int, int>> workers(workerSet.begin(), workerSet.end());
   const std::vector<int> transports(transportSet.begin(), transportSet.end());
   const double step = niceStep(maxRate, 5);
   const double top = std::max(step, std::ceil(maxRate / step) * step);
@@ -335,9 +390,10 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
   for (std::size_t g = 0; g < workers.size(); ++g) {
     const double gx = x0 + groupW * static_cast<double>(g) + groupW * 0.15;
     o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{} worker{}</text>\n", gx + groupW * 0.35,
-                     y0 + 18, workers[g], workers[g] == 1 ? "" : "s");
+                     y0 + 18, farmSize(workers[g].first, workers[g].second),
+                     workers[g].second == 1 && workers[g].first == 1 ? "" : "s");
     for (const auto& c : s) {
-      if (c.config.workers != workers[g]) continue;
+      if (c.config.workers != workers[g].second || c.config.hosts != workers[g].first) continue;
       const auto ti = static_cast<double>(std::find(transports.begin(), transports.end(), transportOrder(c.config.transport)) -
                                           transports.begin());
       const double bx = gx + barW * ti;
@@ -418,7 +474,8 @@ std::string chartSvg(const std::vector<ConfigSummary>& s, const std::string& tit
       o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\" stroke-dasharray=\"{}\"/>"
                        "<text x=\"{}\" y=\"{}\">{} ×{}, p50 {} µs</text>\n",
                        x1 + 10, ly + 7, x1 + 36, ly + 7, transportColor(c.config.transport), dashes[dash], x1 + 42, ly + 11,
-                       toString(c.config.transport), c.config.workers, fmtNum(percentileUs(c.gap, 0.5), 1));
+                       toString(c.config.transport), farmSize(c.config.hosts, c.config.workers),
+                       fmtNum(percentileUs(c.gap, 0.5), 1));
     }
   } else {
     o += fmt::format("<text x=\"{}\" y=\"{}\">no hand-offs recorded</text>\n", L, top2 + 40);

@@ -12,6 +12,9 @@ namespace hostq::cli::burndown {
 std::string toJson(const RunResult& r);
 /// Header + one line per run.
 std::string toCsv(const std::vector<RunResult>& runs);
+/// The per-host figures of every run: transport,workers,hosts,repeat,hostname,jobs,… (one line
+/// per simulated host).
+std::string hostsCsv(const std::vector<RunResult>& runs);
 /// Histogram buckets of every run: transport,workers,repeat,upper_us,count (non-empty buckets).
 std::string histogramsCsv(const std::vector<RunResult>& runs);
 

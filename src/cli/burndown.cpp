@@ -155,10 +155,20 @@ std::uint64_t g_lastJobEnd = 0;
 // --- RunConfig ----------------------------------------------------------------------------------
 
 std::string RunConfig::handlerName() const {
+  if (!append_file.empty()) return "append";
   return sleep_ms < 0 ? std::string("noop") : "sleep:" + std::to_string(sleep_ms);
 }
 
-std::string RunConfig::label() const { return std::string(toString(transport)) + " x" + std::to_string(workers); }
+std::string RunConfig::label() const {
+  std::string l = std::string(toString(transport)) + " x" + std::to_string(workers);
+  if (hosts > 1) l += " on " + std::to_string(hosts) + " hosts";
+  return l;
+}
+
+std::string RunConfig::hostname(int i) const {
+  if (hosts <= 1) return hostname_stem;
+  return (hostname_stem.empty() ? std::string("benchhost") : hostname_stem) + "-" + std::to_string(i + 1);
+}
 
 // --- Database -----------------------------------------------------------------------------------
 
@@ -253,13 +263,50 @@ void Progress::draw(std::int64_t done, double elapsed_s, bool final) {
 
 // --- Runner -------------------------------------------------------------------------------------
 
+namespace {
+
+/// The host a backend works for: the last word of its application_name, up to a ':' ("hostq
+/// server batch HOST", "hostq worker HOST:PID").
+std::string hostOfApplication(const std::string& name) {
+  const auto space = name.rfind(' ');
+  std::string last = space == std::string::npos ? name : name.substr(space + 1);
+  if (const auto colon = last.rfind(':'); colon != std::string::npos) last.resize(colon);
+  return last;
+}
+
+/// How many backends of this database each of `hosts` holds now (same order).
+std::vector<int> connectionsByHost(store::PgConnection& pg, const std::vector<std::string>& hosts) {
+  const auto r = pg.exec(sql("bench_connections_by_application"), {}, Phase::Read);
+  const int name = r.column("application_name"), n = r.column("n");
+  std::vector<int> out(hosts.size(), 0);
+  for (int i = 0; i < r.rows(); ++i) {
+    const auto it = std::find(hosts.begin(), hosts.end(), hostOfApplication(r.str(i, name)));
+    if (it != hosts.end()) out[static_cast<std::size_t>(it - hosts.begin())] += r.i32(i, n);
+  }
+  return out;
+}
+
+std::optional<double> maxOf(std::optional<double> a, std::optional<double> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::max(*a, *b);
+}
+
+std::optional<double> sumOf(std::optional<double> a, std::optional<double> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return *a + *b;
+}
+
+}  // namespace
+
 struct Runner::Impl {
   Database& db;
   std::unique_ptr<Store> store;
   std::unique_ptr<store::PgConnection> pg;
   SharedHistogram* hist = nullptr;
   std::string sockDir;
-  pid_t pool = -1;
+  std::vector<pid_t> pools;  ///< one per simulated host; -1 once reaped
 
   explicit Impl(Database& d) : db(d) {
     void* p = ::mmap(nullptr, sizeof(SharedHistogram), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -278,12 +325,15 @@ struct Runner::Impl {
     ::munmap(hist, sizeof(SharedHistogram));
   }
 
-  std::string socketPath() const { return sockDir + "/hq.sock"; }
+  std::string socketPath(int host) const {
+    return sockDir + (host == 0 ? std::string("/hq.sock") : "/hq-" + std::to_string(host + 1) + ".sock");
+  }
 
-  pid_t forkPool(const RunConfig& c) {
+  pid_t forkPool(const RunConfig& c, int host) {
     PoolOptions o;
     o.settings.database_url = db.url();
-    o.settings.server.socket_path = socketPath();
+    o.settings.server.socket_path = socketPath(host);
+    o.settings.server.hostname = c.hostname(host);
     o.settings.slow_exit_timeout = std::chrono::seconds(10);
     // The grace lets workers of a previous server incarnation reclaim their jobs before this
     // host's stale prefetch locks are released, and the reserver waits it out before its first
@@ -326,29 +376,38 @@ struct Runner::Impl {
     return pid;
   }
 
-  /// QUIT (graceful) or TERM (fast), then escalation; waits for the pool to exit.
+  /// QUIT (graceful) or TERM (fast) to every pool, then escalation; waits for them to exit.
   void stopFarm(bool graceful) noexcept {
-    if (pool <= 0) return;
-    ::kill(pool, graceful ? SIGQUIT : SIGTERM);
+    const auto signalAll = [&](int sig) {
+      for (pid_t p : pools)
+        if (p > 0) ::kill(p, sig);
+    };
     const auto waitFor = [&](double seconds) {
       const auto start = Clock::now();
-      while (secondsSince(start) < seconds) {
-        int status = 0;
-        const pid_t r = ::waitpid(pool, &status, WNOHANG);
-        if (r == pool || (r < 0 && errno == ECHILD)) return true;
+      for (;;) {
+        bool left = false;
+        for (pid_t& p : pools) {
+          if (p <= 0) continue;
+          int status = 0;
+          const pid_t r = ::waitpid(p, &status, WNOHANG);
+          if (r == p || (r < 0 && errno == ECHILD)) p = -1;
+          else left = true;
+        }
+        if (!left) return true;
+        if (secondsSince(start) >= seconds) return false;
         sleepMs(5);
       }
-      return false;
     };
+    signalAll(graceful ? SIGQUIT : SIGTERM);
     if (!waitFor(30)) {
       std::fprintf(stderr, "hostq: the pool did not stop; sending TERM\n");
-      ::kill(pool, SIGTERM);
+      signalAll(SIGTERM);
       if (!waitFor(5)) {
-        ::kill(pool, SIGKILL);
+        signalAll(SIGKILL);
         (void)waitFor(5);
       }
     }
-    pool = -1;
+    pools.clear();
   }
 };
 
@@ -367,7 +426,8 @@ void Runner::migrate() {
   // Prepared before any counted window: whether a Parse counts as a transaction is no concern.
   for (const auto* st : {&sql("bench_poll"), &sql("bench_first_id"), &sql("bench_job_count"),
                          &sql("bench_backend_pid"), &sql("bench_other_clients"), &sql("bench_flush_stats"),
-                         &sql("bench_xact_commit"), &sql("bench_jobs_left")}) {
+                         &sql("bench_xact_commit"), &sql("bench_jobs_left"),
+                         &sql("bench_connections_by_application")}) {
     m.pg->prepare(*st, Phase::Read);
   }
 }
@@ -376,7 +436,10 @@ double Runner::prepare(const RunConfig& c) {
   auto& m = *m_impl;
   const auto start = Clock::now();
   NewJob proto;
-  if (c.sleep_ms < 0) {
+  if (!c.append_file.empty()) {
+    proto.tag = "hostq.append";
+    proto.payload = c.append_file;
+  } else if (c.sleep_ms < 0) {
     proto.tag = "hostq.noop";
     proto.payload.assign(static_cast<std::size_t>(std::max(0, c.payload_bytes)), 'x');
   } else {
@@ -413,6 +476,10 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
   RunResult r;
   r.config = c;
   r.load_1m = load1m();
+  const int hosts = std::max(1, c.hosts);
+  // The names the servers will run under (a single host's default resolved as its server will).
+  std::vector<std::string> hostnames;
+  for (int i = 0; i < hosts; ++i) hostnames.push_back(resolveHostname(c.hostname(i)));
 
   const std::int64_t firstId = number(pg, sql("bench_first_id"), "id");
   const std::int64_t total = number(pg, sql("bench_job_count"), "jobs");
@@ -441,15 +508,35 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
 
   m.hist->reset();
   Progress progress(progress_label, total, show_progress);
+  std::vector<int> connPeak(static_cast<std::size_t>(hosts), 0);
+  int connPeakTotal = 0;
+  const auto sampleConnections = [&] {
+    const auto now = connectionsByHost(pg, hostnames);
+    int sum = 0;
+    for (std::size_t i = 0; i < now.size(); ++i) {
+      connPeak[i] = std::max(connPeak[i], now[i]);
+      sum += now[i];
+    }
+    connPeakTotal = std::max(connPeakTotal, sum);
+  };
   const auto t0 = Clock::now();
-  m.pool = m.forkPool(c);
+  for (int i = 0; i < hosts; ++i) m.pools.push_back(m.forkPool(c, i));
   std::int64_t lastId = firstId;
+  auto nextSample = Clock::now();
   for (;;) {
     throwIfStopped();
-    int status = 0;
-    if (::waitpid(m.pool, &status, WNOHANG) == m.pool) {
-      m.pool = -1;
-      throw std::runtime_error("the pool exited before the jobs were done (status " + std::to_string(status) + ")");
+    for (pid_t& p : m.pools) {
+      int status = 0;
+      if (p > 0 && ::waitpid(p, &status, WNOHANG) == p) {
+        p = -1;
+        throw std::runtime_error("a pool exited before the jobs were done (status " + std::to_string(status) + ")");
+      }
+    }
+    // Backends come and go with reconnects: a sample every 50 ms, far apart enough not to load
+    // the database the run measures (its statements are taken out of xact_commit like the polls').
+    if (Clock::now() >= nextSample) {
+      sampleConnections();
+      nextSample = Clock::now() + std::chrono::milliseconds(50);
     }
     const auto row = pg.exec(sql("bench_poll"), {std::to_string(lastId)}, Phase::Read);
     const double elapsed = secondsSince(t0);
@@ -469,23 +556,36 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
     }
     sleepMs(10);
   }
+  sampleConnections();
   progress.finish(total, r.elapsed_s);
   const double jobs = static_cast<double>(std::max<std::int64_t>(total, 1));
   r.config.jobs = total;
   r.jobs_per_second = r.elapsed_s > 0 ? static_cast<double>(total) / r.elapsed_s : 0;
+  r.db_connections_peak = connPeakTotal;
+  r.per_host.resize(static_cast<std::size_t>(hosts));
+  for (int i = 0; i < hosts; ++i) {
+    auto& h = r.per_host[static_cast<std::size_t>(i)];
+    h.hostname = hostnames[static_cast<std::size_t>(i)];
+    h.db_connections_peak = connPeak[static_cast<std::size_t>(i)];
+  }
 
   // Everything below is read before the farm stops: its processes must still exist.
   std::uint64_t serverTicks = 0, workerTicks = 0;
+  std::vector<std::uint64_t> hostServerTicks(static_cast<std::size_t>(hosts), 0), hostWorkerTicks(hostServerTicks);
   bool haveServer = false;
   for (const auto& p : listProcesses()) {
-    if (p.ppid != m.pool) continue;
+    const auto pool = std::find(m.pools.begin(), m.pools.end(), p.ppid);
+    if (pool == m.pools.end()) continue;
+    const auto host = static_cast<std::size_t>(pool - m.pools.begin());
     const auto hwm = peakRssKb(p.pid);
     if (p.comm == "hostq server") {
       haveServer = true;
       serverTicks += p.ticks();
-      if (hwm) r.server_peak_rss_kb = *hwm;
+      hostServerTicks[host] += p.ticks();
+      if (hwm) r.server_peak_rss_kb = std::max(r.server_peak_rss_kb.value_or(0), *hwm);
     } else {
       workerTicks += p.ticks();
+      hostWorkerTicks[host] += p.ticks();
       if (hwm) r.worker_peak_rss_kb = std::max(r.worker_peak_rss_kb.value_or(0), *hwm);
     }
   }
@@ -502,36 +602,64 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
   r.gap_p999_us = percentileUs(r.gap, 0.999);
 
   if (c.transport != Transport::Direct) {
-    std::string err;
-    StatsClient client;
-    if (auto s = client.query(m.socketPath(), std::chrono::milliseconds(3000), err)) {
-      r.stats_json = *s;
-      const Json stats = parseJsonOrDiscard(*s);
-      r.db_statements = numberAt(stats, "/db_statements");
-      if (r.db_statements) r.db_statements_per_job = *r.db_statements / jobs;
-      r.db_statements_source = "server_stats";
-      r.handoff_p50_us = numberAt(stats, "/handoff/p50_us");
-      r.handoff_p99_us = numberAt(stats, "/handoff/p99_us");
-      r.handoff_p999_us = numberAt(stats, "/handoff/p999_us");
-      r.enqueue_to_start_p50_us = numberAt(stats, "/enqueue_to_start/p50_us");
-      r.enqueue_to_start_p99_us = numberAt(stats, "/enqueue_to_start/p99_us");
-      r.enqueue_to_start_p999_us = numberAt(stats, "/enqueue_to_start/p999_us");
-      r.reservations = numberAt(stats, "/reservations");
-      r.max_batch = numberAt(stats, "/max_batch");
-      r.held_batches = numberAt(stats, "/held_batches/closed");
-      r.held_open_ms_p50 = numberAt(stats, "/held_batches/open_ms_p50");
-      r.held_open_ms_p99 = numberAt(stats, "/held_batches/open_ms_p99");
-      r.held_jobs_per_batch = numberAt(stats, "/held_batches/jobs_mean");
-      r.held_promotions = numberAt(stats, "/held_batches/promotions");
-      if (const auto counts = workerJobCounts(*s)) {
-        const Fairness f = computeFairness(r.elapsed_s, c.workers, *counts);
-        r.fairness_min_jobs = static_cast<double>(f.min_jobs);
-        r.fairness_max_jobs = static_cast<double>(f.max_jobs);
-        r.fairness_worst_gap_ratio = f.worst_gap_ratio;
-        r.workers_served = f.workers_served;
+    std::vector<std::uint64_t> counts;  // jobs per worker, every host's
+    bool haveCounts = false;
+    bool haveStats = false;
+    std::optional<double> heldJobs;  // Σ closed × jobs_mean, for the mean over every host's batches
+    for (int i = 0; i < hosts; ++i) {
+      auto& h = r.per_host[static_cast<std::size_t>(i)];
+      std::string err;
+      StatsClient client;
+      const auto s = client.query(m.socketPath(i), std::chrono::milliseconds(3000), err);
+      if (!s) {
+        std::fprintf(stderr, "hostq: no stats from the server of %s: %s\n", h.hostname.c_str(), err.c_str());
+        continue;
       }
-    } else {
-      std::fprintf(stderr, "hostq: no stats from the server: %s\n", err.c_str());
+      haveStats = true;
+      if (hosts == 1) r.stats_json = *s;
+      const Json stats = parseJsonOrDiscard(*s);
+      const auto completed = numberAt(stats, "/jobs_completed"), failed = numberAt(stats, "/jobs_failed");
+      if (completed) h.jobs = *completed + failed.value_or(0);
+      if (h.jobs) h.jobs_per_second = r.elapsed_s > 0 ? *h.jobs / r.elapsed_s : 0;
+      h.db_statements = numberAt(stats, "/db_statements");
+      if (h.db_statements && h.jobs && *h.jobs > 0) h.db_statements_per_job = *h.db_statements / *h.jobs;
+      if (h.jobs && *h.jobs > 0) {
+        h.cpu_server_us_per_job = ticksToSeconds(hostServerTicks[static_cast<std::size_t>(i)]) * 1e6 / *h.jobs;
+        h.cpu_workers_us_per_job = ticksToSeconds(hostWorkerTicks[static_cast<std::size_t>(i)]) * 1e6 / *h.jobs;
+      }
+      h.handoff_p50_us = numberAt(stats, "/handoff/p50_us");
+      h.handoff_p99_us = numberAt(stats, "/handoff/p99_us");
+      r.db_statements = sumOf(r.db_statements, h.db_statements);
+      r.handoff_p50_us = maxOf(r.handoff_p50_us, h.handoff_p50_us);
+      r.handoff_p99_us = maxOf(r.handoff_p99_us, h.handoff_p99_us);
+      r.handoff_p999_us = maxOf(r.handoff_p999_us, numberAt(stats, "/handoff/p999_us"));
+      r.enqueue_to_start_p50_us = maxOf(r.enqueue_to_start_p50_us, numberAt(stats, "/enqueue_to_start/p50_us"));
+      r.enqueue_to_start_p99_us = maxOf(r.enqueue_to_start_p99_us, numberAt(stats, "/enqueue_to_start/p99_us"));
+      r.enqueue_to_start_p999_us = maxOf(r.enqueue_to_start_p999_us, numberAt(stats, "/enqueue_to_start/p999_us"));
+      r.reservations = sumOf(r.reservations, numberAt(stats, "/reservations"));
+      r.max_batch = maxOf(r.max_batch, numberAt(stats, "/max_batch"));
+      const auto closed = numberAt(stats, "/held_batches/closed");
+      r.held_batches = sumOf(r.held_batches, closed);
+      r.held_open_ms_p50 = maxOf(r.held_open_ms_p50, numberAt(stats, "/held_batches/open_ms_p50"));
+      r.held_open_ms_p99 = maxOf(r.held_open_ms_p99, numberAt(stats, "/held_batches/open_ms_p99"));
+      if (const auto mean = numberAt(stats, "/held_batches/jobs_mean"); mean && closed)
+        heldJobs = heldJobs.value_or(0) + *mean * *closed;
+      r.held_promotions = sumOf(r.held_promotions, numberAt(stats, "/held_batches/promotions"));
+      if (const auto n = workerJobCounts(*s)) {
+        counts.insert(counts.end(), n->begin(), n->end());
+        haveCounts = true;
+      }
+    }
+    if (haveStats) r.db_statements_source = "server_stats";
+    if (r.db_statements) r.db_statements_per_job = *r.db_statements / jobs;
+    if (heldJobs && r.held_batches)
+      r.held_jobs_per_batch = *r.held_batches > 0 ? *heldJobs / *r.held_batches : 0.0;
+    if (haveCounts) {
+      const Fairness f = computeFairness(r.elapsed_s, c.workers * hosts, counts);
+      r.fairness_min_jobs = static_cast<double>(f.min_jobs);
+      r.fairness_max_jobs = static_cast<double>(f.max_jobs);
+      r.fairness_worst_gap_ratio = f.worst_gap_ratio;
+      r.workers_served = f.workers_served;
     }
   }
   m.stopFarm(true);

@@ -1,9 +1,10 @@
 #pragma once
 // The burn-down machinery behind `hostq demo` and `hostq bench`: a database (given, or a private
 // EmbeddedPostgres), a schema, N no-op jobs enqueued in bulk (not timed), then a farm forked via
-// runPool, timed from the fork to the moment a separate connection sees no row left in
-// delayed_jobs. Around the run it reads what the farm cost: server stats, CPU of every process
-// from /proc, PostgreSQL's transaction counter, peak RSS.
+// runPool (or K farms, one per simulated host, all burning down the same jobs), timed from the
+// fork to the moment a separate connection sees no row left in delayed_jobs. Around the run it
+// reads what the farm cost: server stats, CPU of every process from /proc, PostgreSQL's
+// transaction counter, the database connections each host held, peak RSS.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -83,10 +84,34 @@ struct RunConfig {
   std::int64_t jobs = 200'000;
   int payload_bytes = 0;
   int sleep_ms = -1;  ///< < 0: hostq.noop; else hostq.sleep with this many ms
+  /// Non-empty: hostq.append jobs writing "ID HOST:PID" lines to this file (a record of every
+  /// run, for tests that count runs per job); sleep_ms is then ignored.
+  std::string append_file;
+  /// Simulated hosts: farms of `workers` each, with their own hostname, socket and server, on
+  /// the same database and jobs. 1 = one farm with the default hostname.
+  int hosts = 1;
+  /// --hostname: a single host's name, or the stem of the simulated hosts' names ("" = the
+  /// default hostname / "benchhost").
+  std::string hostname_stem;
   int held_batches = -1;  ///< the server's held-lock batch channels; < 0: its default
   std::chrono::milliseconds batch_max_open{0};  ///< the server's batch bound; 0: its default
   std::string handlerName() const;
-  std::string label() const;  ///< "shm ×4"
+  std::string label() const;  ///< "shm x4", "shm x4 on 16 hosts"
+  /// The hostname of simulated host `i` (0-based): the stem for a single host ("" = the
+  /// default), else "<stem>-<i+1>" (benchhost-1, …).
+  std::string hostname(int i) const;
+};
+
+/// What one simulated host did in a run (server stats and /proc of its farm; the connections
+/// pg_stat_activity showed with its hostname as the last word of their application_name).
+struct HostResult {
+  std::string hostname;
+  std::optional<double> jobs;  ///< the server's jobs_completed + jobs_failed
+  std::optional<double> jobs_per_second;  ///< jobs / the run's wall time
+  std::optional<double> db_connections_peak;
+  std::optional<double> db_statements, db_statements_per_job;  ///< per job of this host
+  std::optional<double> cpu_server_us_per_job, cpu_workers_us_per_job;  ///< per job of this host
+  std::optional<double> handoff_p50_us, handoff_p99_us;
 };
 
 /// What one run measured. Optional = not applicable to this transport (or could not be read),
@@ -105,7 +130,9 @@ struct RunResult {
   std::optional<double> cpu_server_us_per_job;
   std::optional<double> cpu_workers_us_per_job;
   std::optional<double> cpu_postgres_us_per_job;
-  std::optional<double> handoff_p50_us, handoff_p99_us, handoff_p999_us;  ///< server stats
+  /// Server stats; with several hosts, these percentiles (and enqueue_to_start's, and the held
+  /// batches' open times) are the worst host's: percentiles of different servers do not merge.
+  std::optional<double> handoff_p50_us, handoff_p99_us, handoff_p999_us;
   std::optional<double> enqueue_to_start_p50_us, enqueue_to_start_p99_us, enqueue_to_start_p999_us;
   std::optional<double> gap_p50_us, gap_p99_us, gap_p999_us;  ///< worker side: end of job → start of next
   std::optional<double> server_peak_rss_kb;
@@ -118,6 +145,9 @@ struct RunResult {
   /// Held-lock batches (server stats "held_batches"): closed, open time p50 / p99, jobs handed out
   /// per batch (mean), jobs promoted to a written lock at the bound.
   std::optional<double> held_batches, held_open_ms_p50, held_open_ms_p99, held_jobs_per_batch, held_promotions;
+  /// The most backends the run's hosts held at once (sampled every 50 ms during the burn-down).
+  std::optional<double> db_connections_peak;
+  std::vector<HostResult> per_host;  ///< one per simulated host, in order
   double load_1m = 0;  ///< /proc/loadavg when the run started
   LatencyHistogram gap;  ///< the worker-side hand-off histogram
   std::string stats_json;  ///< the server's, raw ("" for direct)

@@ -18,6 +18,7 @@ namespace {
 struct BenchFlags {
   std::string transport = "shm";
   std::string workers = "4";
+  std::string hosts = "1";
   std::int64_t jobs = 100'000;
   int payload_bytes = 0;
   std::string handler = "noop";
@@ -55,19 +56,30 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
     if (!p) throw UsageError("--transport: not shm, socket or direct: " + t);
     transports.push_back(*p);
   }
-  std::vector<int> workerCounts;
-  for (const auto& w : splitComma(f.workers)) {
-    try {
-      const int n = std::stoi(w);
-      if (n < 1 || n > 1000) throw std::out_of_range(w);
-      workerCounts.push_back(n);
-    } catch (const std::exception&) {
-      throw UsageError("--workers: not a count (1..1000) or a comma list of them: " + f.workers);
+  const auto counts = [](const std::string& flag, const std::string& list, int max) {
+    std::vector<int> out;
+    for (const auto& w : splitComma(list)) {
+      try {
+        const int n = std::stoi(w);
+        if (n < 1 || n > max) throw std::out_of_range(w);
+        out.push_back(n);
+      } catch (const std::exception&) {
+        throw UsageError(flag + ": not a count (1.." + std::to_string(max) + ") or a comma list of them: " + list);
+      }
     }
-  }
-  if (transports.empty() || workerCounts.empty()) throw UsageError("nothing to run");
+    return out;
+  };
+  const std::vector<int> workerCounts = counts("--workers", f.workers, 1000);
+  const std::vector<int> hostCounts = counts("--hosts", f.hosts, 256);
+  if (transports.empty() || workerCounts.empty() || hostCounts.empty()) throw UsageError("nothing to run");
   int sleepMs = -1;
-  if (f.handler.rfind("sleep:", 0) == 0) {
+  std::string appendFile;
+  if (f.handler.rfind("append:", 0) == 0) {
+    appendFile = f.handler.substr(7);
+    if (appendFile.empty()) throw UsageError("--handler: append:FILE needs a file");
+    // The workers open it relative to their own directory: make it absolute now.
+    appendFile = std::filesystem::absolute(appendFile).string();
+  } else if (f.handler.rfind("sleep:", 0) == 0) {
     try {
       sleepMs = std::stoi(f.handler.substr(6));
     } catch (const std::exception&) {
@@ -75,7 +87,7 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
     }
     if (sleepMs < 0) throw UsageError("--handler: sleep:MS needs a number of milliseconds");
   } else if (f.handler != "noop") {
-    throw UsageError("--handler: noop or sleep:MS");
+    throw UsageError("--handler: noop, sleep:MS or append:FILE");
   }
   std::chrono::milliseconds batchMaxOpen{0};
   if (!f.batch_max_open.empty()) {
@@ -84,17 +96,22 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
     batchMaxOpen = *d;
   }
   std::vector<RunConfig> configs;
-  for (int w : workerCounts) {
-    for (Transport t : transports) {
-      RunConfig c;
-      c.transport = t;
-      c.workers = w;
-      c.jobs = f.jobs;
-      c.payload_bytes = f.payload_bytes;
-      c.sleep_ms = sleepMs;
-      c.held_batches = f.held_batches;
-      c.batch_max_open = batchMaxOpen;
-      configs.push_back(c);
+  for (int h : hostCounts) {
+    for (int w : workerCounts) {
+      for (Transport t : transports) {
+        RunConfig c;
+        c.transport = t;
+        c.workers = w;
+        c.hosts = h;
+        c.hostname_stem = common.hostname;
+        c.jobs = f.jobs;
+        c.payload_bytes = f.payload_bytes;
+        c.sleep_ms = sleepMs;
+        c.append_file = appendFile;
+        c.held_batches = f.held_batches;
+        c.batch_max_open = batchMaxOpen;
+        configs.push_back(c);
+      }
     }
   }
 
@@ -146,6 +163,13 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
                     fmtNum(r.handoff_p99_us, 1).c_str(), fmtNum(r.gap_p50_us, 1).c_str(), fmtNum(r.gap_p99_us, 1).c_str(),
                     fmtFairness(r).c_str(), fmtNum(r.fairness_min_jobs, 0).c_str(), fmtNum(r.fairness_max_jobs, 0).c_str(),
                     r.load_1m);
+        if (r.config.hosts > 1) {
+          std::printf("%-22s DB connections peak %s in all\n", "", fmtNum(r.db_connections_peak, 0).c_str());
+          for (const auto& h : r.per_host)
+            std::printf("%-22s %s: %s jobs (%s jobs/s)  DB connections peak %s  %s stmts/job\n", "", h.hostname.c_str(),
+                        fmtNum(h.jobs, 0).c_str(), fmtNum(h.jobs_per_second, 0).c_str(),
+                        fmtNum(h.db_connections_peak, 0).c_str(), fmtNum(h.db_statements_per_job, 4).c_str());
+        }
       }
       std::fflush(stdout);
       runs.push_back(std::move(r));
@@ -171,11 +195,12 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
     const std::filesystem::path dir(f.out);
     writeFile(dir / "runs.csv", toCsv(runs));
     writeFile(dir / "histograms.csv", histogramsCsv(runs));
+    writeFile(dir / "hosts.csv", hostsCsv(runs));
     writeFile(dir / "summary.md", "Command: `" + g_cmdline + "`\n\n" + table + (ratios.empty() ? "" : "\n" + ratios));
     writeFile(dir / "chart.svg",
               chartSvg(summary, "hostq bench: " + thousands(static_cast<double>(f.jobs)) + " " + configs[0].handlerName() +
                                     " jobs, median of " + std::to_string(f.repeat)));
-    std::fprintf(stderr, "wrote %s/{runs.csv,histograms.csv,summary.md,chart.svg}\n", f.out.c_str());
+    std::fprintf(stderr, "wrote %s/{runs.csv,hosts.csv,histograms.csv,summary.md,chart.svg}\n", f.out.c_str());
   }
   db.close();
   if (failed > 0) {
@@ -189,17 +214,19 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   auto f = std::make_shared<BenchFlags>();
   cmd.add_option("--transport", f->transport, "shm | socket | direct, or a comma list");
   cmd.add_option("--workers", f->workers, "worker count, or a comma list (e.g. 1,4,16)");
+  cmd.add_option("--hosts", f->hosts,
+                 "simulated hosts (farms of --workers each, one database, one set of jobs), or a comma list");
   cmd.add_option("--held-batches", f->held_batches,
                  "the server's held-lock batch channels (0 = written-lock claims; default: the server's)")
       ->check(CLI::Range(0, 16));
   cmd.add_option("--batch-max-open", f->batch_max_open, "the server's held-lock batch bound (e.g. 200ms; default: the server's)");
-  cmd.add_option("--jobs", f->jobs, "jobs per run")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
+  cmd.add_option("--jobs", f->jobs, "jobs per run (all hosts together)")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
   cmd.add_option("--payload-bytes", f->payload_bytes, "payload size of each job")->check(CLI::Range(0, 1 << 20));
-  cmd.add_option("--handler", f->handler, "noop | sleep:MS");
+  cmd.add_option("--handler", f->handler, "noop | sleep:MS | append:FILE (each run appends \"ID HOST:PID\" to FILE)");
   cmd.add_option("--repeat", f->repeat, "runs of each configuration, interleaved; medians reported")->check(CLI::Range(1, 1000));
   cmd.add_flag("--compare", f->compare, "shm, socket and direct back to back on the same database, with ratios");
   cmd.add_flag("--json", f->json, "one JSON object per run on stdout (progress stays on stderr)");
-  cmd.add_option("--out", f->out, "directory for runs.csv, histograms.csv, summary.md and chart.svg");
+  cmd.add_option("--out", f->out, "directory for runs.csv, hosts.csv, histograms.csv, summary.md and chart.svg");
   cmd.add_option("--timeout", f->timeout_s, "seconds one burn-down may take")->check(CLI::Range(1, 86400));
   cmd.footer(
       "Uses --database-url / HOSTQ_DATABASE_URL, else a throwaway PostgreSQL removed at the end.\n"

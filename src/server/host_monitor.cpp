@@ -51,7 +51,7 @@ void HostMonitor::stop(bool signOff) {
 
 void HostMonitor::connect() {
   StoreOptions so = m_o.store;
-  so.application_name = "hostq server monitor";
+  so.application_name = "hostq server monitor " + m_o.host;
   if (!m_maint) m_maint = std::make_unique<store::MaintenanceStore>(m_o.database_url, so);
   if (!m_store) m_store = Store::connect(m_o.database_url, so);
 }

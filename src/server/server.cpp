@@ -418,7 +418,9 @@ int Server::run() {
   so.schema = m_o.schema;
   so.keep_failed_jobs = m_o.settings.keep_failed_jobs;
   so.default_max_attempts = m_o.settings.default_max_attempts;
-  so.application_name = "hostq server";
+  // Every connection is named with the host (a farm of hosts on one database tells its backends
+  // apart in pg_stat_activity by the last word).
+  so.application_name = "hostq server " + m_host;
   const std::string url = resolveDatabaseUrl(m_o.database_url);
   // The database may not be up yet (pool start, database restart): keep trying.
   for (auto backoff = std::chrono::milliseconds(100);; backoff = std::min(backoff * 2, std::chrono::milliseconds(2000))) {
@@ -442,8 +444,8 @@ int Server::run() {
   m_buf.resize(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax) + 64);
 
   // The writer's and the reserver's own connections: batch statements, nested-loop joins only.
-  auto batchConnection = [url, so](const char* application_name) {
-    return [url, so, application_name] {
+  auto batchConnection = [url, so](std::string application_name) {
+    return [url, so, application_name = std::move(application_name)] {
       StoreOptions o = so;
       o.application_name = application_name;
       o.nested_loop_joins = true;
@@ -451,8 +453,8 @@ int Server::run() {
     };
   };
   auto wake = [this] { m_segment->ringServerDoorbell(); };
-  m_writer = std::make_unique<ResultWriter>(batchConnection("hostq server writer"), wake);
-  m_reservations = std::make_unique<ReservationRunner>(batchConnection("hostq server reserver"), wake);
+  m_writer = std::make_unique<ResultWriter>(batchConnection("hostq server writer " + m_host), wake);
+  m_reservations = std::make_unique<ReservationRunner>(batchConnection("hostq server reserver " + m_host), wake);
   // Held-lock batch channels: idle_in_transaction_session_timeout far above the batch bound, so
   // a server that stops mid-batch without its connections closing still gives its claims back.
   std::vector<BatchChannel*> channels;
@@ -492,7 +494,7 @@ int Server::run() {
   if (m_control->replacedStaleSocket()) m_reserver->expectReconnects();
   StoreOptions lo;
   lo.schema = m_o.schema;
-  lo.application_name = "hostq server listener";
+  lo.application_name = "hostq server listener " + m_host;
   m_listener = std::make_unique<NotifyListener>(url, lo, wake);
   m_listener->start();
   m_monitor = std::make_unique<HostMonitor>(HostMonitorOptions{

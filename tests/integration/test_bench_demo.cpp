@@ -81,6 +81,47 @@ TEST_F(BenchDemo, BenchShmPrintsOneJsonObjectPerRunAndWritesCsvAndSvg) {
   std::filesystem::remove_all(out);
 }
 
+// Two simulated hosts on one database: each its own hostname and server, the jobs shared, the
+// figures per host and in total (the 16-host burn-down is stress.ScaleOut).
+TEST_F(BenchDemo, BenchHostsRunsOneFarmPerHostAndReportsEach) {
+  const auto out = std::filesystem::temp_directory_path() / ("hostq-bench-hosts-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(out);
+  RunResult r = runHostq({"bench", "--hosts", "2", "--workers", "2", "--jobs", "4000", "--json", "--out", out.string(),
+                        "--hostname", "benchdemo", "--database-url", url(), "--schema", schema()});
+  ASSERT_EQ(r.code, 0) << r.describe();
+  const auto ls = lines(r.out);
+  ASSERT_EQ(ls.size(), 1u) << r.describe();
+  const auto o = hostq::Json::parse(ls[0]);
+  EXPECT_EQ(number(o, "hosts"), 2);
+  EXPECT_EQ(number(o, "workers"), 2);  // per host
+  EXPECT_EQ(number(o, "jobs"), 4000);
+  EXPECT_GT(number(o, "db_statements_per_job"), 0) << ls[0];
+  ASSERT_TRUE(o.contains("per_host") && o["per_host"].is_array() && o["per_host"].size() == 2u) << ls[0];
+  double jobs = 0, statements = 0;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& h = o["per_host"][i];
+    EXPECT_EQ(h.value("hostname", ""), "benchdemo-" + std::to_string(i + 1)) << ls[0];
+    for (const char* key : {"jobs", "jobs_per_sec", "db_connections_peak", "statements_per_job"})
+      EXPECT_GE(number(h, key), 0) << "missing " << key << " in " << ls[0];
+    // Each host's server holds at least its main connection while it runs.
+    EXPECT_GE(number(h, "db_connections_peak"), 1) << ls[0];
+    EXPECT_LE(number(h, "db_connections_peak"), number(o, "db_connections_peak")) << ls[0];
+    jobs += number(h, "jobs");
+    statements += number(h, "db_statements");
+  }
+  EXPECT_EQ(jobs, 4000) << ls[0];
+  EXPECT_EQ(statements, number(o, "db_statements")) << ls[0];
+  EXPECT_EQ(queryInt("SELECT count(*) FROM delayed_jobs"), 0);
+  EXPECT_EQ(lines(hostq::test::slurpFile(out / "hosts.csv")).size(), 3u);
+  std::filesystem::remove_all(out);
+}
+
+TEST_F(BenchDemo, BenchRejectsZeroHosts) {
+  RunResult r = runHostq({"bench", "--hosts", "0", "--database-url", url(), "--schema", schema()});
+  EXPECT_EQ(r.code, 2) << r.describe();
+  EXPECT_NE(r.err.find("--hosts"), std::string::npos) << r.err;
+}
+
 TEST_F(BenchDemo, DemoRunsShmThenDirectAndPrintsTheSummary) {
   RunResult r = runHostq({"demo", "--jobs", "5000", "--direct-jobs", "1000", "--database-url", url(), "--schema", schema()});
   ASSERT_EQ(r.code, 0) << r.describe();

@@ -36,3 +36,11 @@ DELETE FROM delayed_jobs
 -- name: bench_vacuum
 -- Runs outside a transaction block: through PgConnection::simple, never prepared for use.
 VACUUM ANALYZE delayed_jobs
+
+-- name: bench_connections_by_application
+-- Backends of this database per hostq application name (`hostq bench --hosts`: the host is the
+-- name's last word).
+SELECT application_name, count(*) AS n FROM pg_stat_activity
+ WHERE datname = current_database() AND backend_type = 'client backend'
+   AND application_name LIKE 'hostq %'
+ GROUP BY 1
