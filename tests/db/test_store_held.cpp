@@ -12,6 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
+TimePoint nowUtc() { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); }
+
 class StoreHeld : public DbTest {
  protected:
   std::unique_ptr<Store> batchStore(const std::string& app = "hostq held test",
@@ -55,6 +57,47 @@ TEST_F(StoreHeld, ClaimedRowsWriteNothingAndEveryOtherClaimerSkipsThem) {
   // And a second batch of ours gets nothing more either.
   auto conn2 = batchStore();
   EXPECT_TRUE(store::heldClaims(*conn2).openBatch(queue(), 10).empty());
+}
+
+// The claim reads its columns in binary (ClaimedRowReader): every field a worker is given must
+// equal what the text decode of the same row says.
+TEST_F(StoreHeld, AClaimedJobCarriesWhatAWorkerIsGivenExactly) {
+  NewJob j = job("Claimed#perform");
+  j.payload = "--- payload with\ttabs and ünïcode";
+  j.priority = 7;
+  j.max_attempts = 4;
+  j.strand = "claimed-strand";
+  j.run_at = nowUtc() - std::chrono::seconds(5);
+  j.expires_at = nowUtc() + std::chrono::hours(1);
+  const JobId id = put(j);
+  const JobId plain = put(job("Plain#perform"));  // NULL strand and expires_at
+  auto conn = batchStore();
+  const auto claimed = store::heldClaims(*conn).openBatch(queue(), 10);
+  ASSERT_EQ(claimed.size(), 2u);
+  for (const Job& c : claimed) {
+    const auto want = connectStore()->find(c.id);
+    ASSERT_TRUE(want) << c.id;
+    EXPECT_EQ(c.priority, want->priority);
+    EXPECT_EQ(c.attempts, want->attempts);
+    EXPECT_EQ(c.tag, want->tag);
+    EXPECT_EQ(c.payload, want->payload);
+    EXPECT_EQ(c.queue, want->queue);
+    EXPECT_EQ(c.run_at, want->run_at);
+    EXPECT_EQ(c.created_at, want->created_at);
+    EXPECT_EQ(c.max_attempts, want->max_attempts);
+    EXPECT_EQ(c.strand, want->strand);
+    EXPECT_EQ(c.expires_at, want->expires_at);
+    EXPECT_EQ(c.singleton, want->singleton);
+    EXPECT_FALSE(c.locked_by.has_value());
+  }
+  const Job& first = claimed[0].id == id ? claimed[0] : claimed[1];
+  EXPECT_EQ(first.payload, j.payload);
+  EXPECT_EQ(first.max_attempts, 4);
+  EXPECT_EQ(first.strand, "claimed-strand");
+  EXPECT_EQ(first.run_at, *j.run_at);  // microseconds survive the trip
+  const Job& second = claimed[0].id == plain ? claimed[0] : claimed[1];
+  EXPECT_FALSE(second.strand.has_value());
+  EXPECT_FALSE(second.expires_at.has_value());
 }
 
 TEST_F(StoreHeld, ClaimOrderIsPriorityThenRunAtThenIdAndSkipsSingletons) {
