@@ -37,7 +37,8 @@ struct ServerSegment::Impl {
   std::vector<Slot> slots;
   std::vector<std::uint32_t> active;
   AdaptiveSpin spin;
-  RunQueueSampler runQueue;  // published for the workers' spin gate
+  RunQueueSampler runQueue;
+  unsigned cores = usableCpus();
   WaitCounters counters;
   std::uint32_t lastDoorbell = 0;
   bool retired = false;
@@ -241,6 +242,7 @@ WaitOutcome ServerSegment::waitForWork(std::chrono::nanoseconds timeout) noexcep
   const std::uint64_t start = monotonicNs();
   // Sampled here because the loop passes here every turn, busy or not.
   const std::uint32_t runnable = m.runQueue.sample(start);
+  (void)m.cores;
   if (h.runnable.load(std::memory_order_relaxed) != runnable) h.runnable.store(runnable, std::memory_order_relaxed);
   if (m.doorbellRung() || m.anyPending()) return m.ready();
   const std::uint64_t deadline =
