@@ -3,7 +3,6 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <ctime>
 
 namespace hostq::shm {
@@ -36,14 +35,6 @@ unsigned usableCpus() noexcept {
     if (n > 0) return static_cast<unsigned>(n);
   }
   return 1;
-}
-
-bool spinGateEnabled() noexcept {
-  static const bool kOn = [] {
-    const char* v = std::getenv("HOSTQ_SPIN_GATE");
-    return !(v && v[0] == '0');
-  }();
-  return kOn;
 }
 
 AdaptiveSpin::AdaptiveSpin() noexcept : m_pauseNs(pauseNanos()) {

@@ -26,14 +26,6 @@ double pauseNanos() noexcept;
 /// CPUs this process may run on (sched_getaffinity), at least 1.
 unsigned usableCpus() noexcept;
 
-/// Whether a waiter, itself one of the `runnable` tasks, may spin without keeping another
-/// runnable task off a CPU. `runnable` 0 means unknown: spin as the budget says.
-inline bool coreToSpare(std::uint32_t runnable, unsigned cores) noexcept {
-  return runnable == 0 || runnable <= cores;
-}
-/// Measurement switch (HOSTQ_SPIN_GATE=0 turns the runnable gate off), read once.
-bool spinGateEnabled() noexcept;
-
 class AdaptiveSpin {
  public:
   static constexpr std::uint64_t kMinSpinNs = 200;

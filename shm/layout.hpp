@@ -101,9 +101,6 @@ struct SegmentHeader {
   std::atomic<std::uint64_t> wakePostNs;  // when a worker last had to wake the server
   // --- server-owned pair: read by every worker after every request push.
   alignas(kLinePair) std::atomic<std::uint32_t> serverSleeping;
-  /// Tasks runnable on the host at the server's last sample (at most 1 ms old), 0 = unknown.
-  /// A hint: waiters spin only while it leaves a core to spare (docs/wake-protocol.md).
-  std::atomic<std::uint32_t> runnable;
   // --- shared spinner counter (workers RMW).
   alignas(kLinePair) std::atomic<std::uint32_t> spinners;
   // --- request flags, bit i%64 of word i/64 for slot i: a worker sets its bit (RMW seq_cst)

@@ -9,7 +9,6 @@
 
 #include "shm/adaptive_spin.hpp"
 #include "shm/futex.hpp"
-#include "shm/run_queue.hpp"
 #include "shm/spinner_token.hpp"
 #include "shm/spsc_ring.hpp"
 
@@ -37,8 +36,6 @@ struct ServerSegment::Impl {
   std::vector<Slot> slots;
   std::vector<std::uint32_t> active;
   AdaptiveSpin spin;
-  RunQueueSampler runQueue;
-  unsigned cores = usableCpus();
   WaitCounters counters;
   std::uint32_t lastDoorbell = 0;
   bool retired = false;
@@ -239,12 +236,8 @@ void ServerSegment::markPending(std::uint32_t slot) noexcept {
 WaitOutcome ServerSegment::waitForWork(std::chrono::nanoseconds timeout) noexcept {
   Impl& m = *m_impl;
   SegmentHeader& h = *m.header;
-  const std::uint64_t start = monotonicNs();
-  // Sampled here because the loop passes here every turn, busy or not.
-  const std::uint32_t runnable = m.runQueue.sample(start);
-  (void)m.cores;
-  if (h.runnable.load(std::memory_order_relaxed) != runnable) h.runnable.store(runnable, std::memory_order_relaxed);
   if (m.doorbellRung() || m.anyPending()) return m.ready();
+  const std::uint64_t start = monotonicNs();
   const std::uint64_t deadline =
       timeout.count() <= 0 ? start : start + static_cast<std::uint64_t>(timeout.count());
 

@@ -134,11 +134,7 @@ WaitOutcome WorkerSegment::waitForReply(std::chrono::nanoseconds timeout) noexce
   // A sleeping server first needs a ~30 µs wake-up here (idle vCPU); spinning meanwhile only
   // delays it if it is scheduled on our CPU.
   const bool serverAwake = m.header->serverSleeping.load(std::memory_order_relaxed) == 0;
-  // And only with a core to spare: a spinner on a CPU that the server or PostgreSQL wants
-  // delays the very reply it waits for.
-  const bool spare = !spinGateEnabled() ||
-                     coreToSpare(m.header->runnable.load(std::memory_order_relaxed), m.localSpinCap + 1);
-  if (timeout.count() > 0 && serverAwake && spare && acquireSpinnerToken(l, *m.header, m.localSpinCap)) {
+  if (timeout.count() > 0 && serverAwake && acquireSpinnerToken(l, *m.header, m.localSpinCap)) {
     const std::uint32_t budget = m.spin.budget();
     std::uint32_t i = 1;
     for (; i <= budget; ++i) {

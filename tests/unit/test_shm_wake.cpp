@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "shm/adaptive_spin.hpp"
-#include "shm/run_queue.hpp"
 #include "shm/server_segment.hpp"
 #include "shm/spinner_token.hpp"
 #include "shm/worker_segment.hpp"
@@ -181,18 +180,6 @@ TEST_F(ShmWake, WorkerDoesNotSpinWhileServerSleeps) {
   EXPECT_EQ(worker->counters().spinPauses, 0u);
 }
 
-TEST_F(ShmWake, WorkerSpinsOnlyWithACoreToSpare) {
-  test::ShmRawView raw(server->fd());
-  raw.header().runnable.store(1000);  // the host is busy: sleep at once
-  EXPECT_EQ(worker->waitForReply(1ms), WaitOutcome::TimedOut);
-  EXPECT_EQ(worker->counters().spinSkipped, 1u);
-  EXPECT_EQ(worker->counters().spinPauses, 0u);
-  if (usableCpus() < 2) GTEST_SKIP() << "one CPU: no worker ever spins";
-  raw.header().runnable.store(1);  // only this waiter runs
-  EXPECT_EQ(worker->waitForReply(1ms), WaitOutcome::TimedOut);
-  EXPECT_GT(worker->counters().spinPauses, 0u);
-}
-
 TEST_F(ShmWake, SpinnerCapIsRespectedAndDeadSpinnersAreReclaimed) {
   test::ShmRawView raw(server->fd());
   SegmentHeader& h = raw.header();
@@ -241,32 +228,6 @@ TEST(ShmAdaptiveSpin, BudgetStaysWithinBoundsAndAdapts) {
 TEST(ShmAdaptiveSpin, PauseCalibrationIsPlausible) {
   EXPECT_GE(pauseNanos(), 1.0);
   EXPECT_LE(pauseNanos(), 200.0);
-}
-
-}  // namespace
-}  // namespace hostq::shm
-
-namespace hostq::shm {
-namespace {
-
-TEST(RunQueue, ParsesTheRunnableFieldOfLoadavg) {
-  EXPECT_EQ(parseRunnable("0.71 1.72 2.20 3/345 12345\n"), 3u);
-  EXPECT_EQ(parseRunnable("12.01 9.00 4.50 17/1021 99"), 17u);
-  EXPECT_EQ(parseRunnable("0.71 1.72 2.20 3"), 0u);  // no "/total": not what we expect
-  EXPECT_EQ(parseRunnable("garbage"), 0u);
-  EXPECT_EQ(parseRunnable(""), 0u);
-}
-
-TEST(RunQueue, SamplerReadsThisHostAtMostOncePerPeriod) {
-  RunQueueSampler s;
-  const std::uint64_t t0 = monotonicNs();
-  const std::uint32_t first = s.sample(t0);
-  EXPECT_GE(first, 1u) << "this very thread is runnable";
-  // Within the period the cached reading comes back whatever the host does meanwhile.
-  EXPECT_EQ(s.sample(t0 + RunQueueSampler::kPeriodNs / 2), first);
-  EXPECT_TRUE(coreToSpare(0, 2)) << "unknown means spin as the budget says";
-  EXPECT_TRUE(coreToSpare(2, 2));
-  EXPECT_FALSE(coreToSpare(3, 2));
 }
 
 }  // namespace
