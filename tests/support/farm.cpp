@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,13 +50,36 @@ void redirect(const std::string& out, const std::string& err, const std::string&
   ::close(fe);
 }
 
+/// stdout and stderr both appended to one file (a log several processes of a test may share).
+void appendBoth(const std::string& log, const char* in) {
+  const int fo = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const int fi = ::open(in, O_RDONLY);
+  if (fo < 0 || fi < 0) ::_exit(126);
+  ::dup2(fi, 0);
+  ::dup2(fo, 1);
+  ::dup2(fo, 2);
+  ::close(fi);
+  ::close(fo);
+}
+
 }  // namespace
 
 Proc Proc::exec(const ScratchDir& dir, const std::string& label, const std::vector<std::string>& argv,
                 const ExecOptions& options) {
+  return spawn(dir.file(label + ".out"), dir.file(label + ".err"), argv, options);
+}
+
+Proc Proc::execLogged(const std::string& log, const std::vector<std::string>& argv, const ExecOptions& options) {
+  return spawn(log, log, argv, options);
+}
+
+Proc Proc::spawn(const std::string& out, const std::string& err, const std::vector<std::string>& argv,
+                 const ExecOptions& options) {
   Proc p;
-  p.m_out = dir.file(label + ".out");
-  p.m_err = dir.file(label + ".err");
+  p.m_out = out;
+  p.m_err = err;
+  const bool oneLog = out == err;
+  const pid_t parent = ::getpid();
   std::vector<std::string> args = argv;
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
@@ -74,8 +98,14 @@ Proc Proc::exec(const ScratchDir& dir, const std::string& label, const std::vect
   cenv.push_back(nullptr);
   p.m_pid = ::fork();
   if (p.m_pid == 0) {
+    if (options.die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(126);
+    }
     if (options.own_process_group) ::setpgid(0, 0);
-    redirect(p.m_out, p.m_err, options.stdin_path.empty() ? "/dev/null" : options.stdin_path);
+    const char* in = options.stdin_path.empty() ? "/dev/null" : options.stdin_path.c_str();
+    if (oneLog) appendBoth(p.m_out, in);
+    else redirect(p.m_out, p.m_err, in);
     ::execve(cargs[0], cargs.data(), cenv.data());
     ::_exit(127);
   }
@@ -110,6 +140,7 @@ Proc& Proc::operator=(Proc&& o) noexcept {
     }
     m_pid = std::exchange(o.m_pid, -1);
     m_code = std::exchange(o.m_code, std::nullopt);
+    m_signal = std::exchange(o.m_signal, std::nullopt);
     m_out = std::move(o.m_out);
     m_err = std::move(o.m_err);
   }
@@ -129,6 +160,7 @@ bool Proc::running() {
   const pid_t r = ::waitpid(m_pid, &st, WNOHANG);
   if (r == 0) return true;
   m_code = r == m_pid ? (WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)) : -1;
+  if (r == m_pid && WIFSIGNALED(st)) m_signal = WTERMSIG(st);
   return false;
 }
 

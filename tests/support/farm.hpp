@@ -36,6 +36,8 @@ struct ExecOptions {
   /// The child leads a process group of its own, so that a test can kill everything it left
   /// behind (kill(-pid)).
   bool own_process_group = false;
+  /// The child is killed when the test runner dies (PR_SET_PDEATHSIG), crash included.
+  bool die_with_parent = false;
 };
 
 class Proc {
@@ -44,6 +46,9 @@ class Proc {
   /// Runs `bin args…` with stdout/stderr to `<dir>/<label>.out|.err`.
   static Proc exec(const ScratchDir& dir, const std::string& label, const std::vector<std::string>& argv,
                    const ExecOptions& options = {});
+  /// Runs `argv` with stdout and stderr both appended to the file `log`.
+  static Proc execLogged(const std::string& log, const std::vector<std::string>& argv,
+                         const ExecOptions& options = {});
   /// Forks; the child redirects stdout/stderr likewise, runs `body` and _exit()s with its result.
   static Proc fork(const ScratchDir& dir, const std::string& label, std::function<int()> body);
   ~Proc();
@@ -55,14 +60,19 @@ class Proc {
   void signal(int sig) const;
   /// Waits for the exit; returns the exit code, 128+signal if killed, nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  /// The signal that ended it, once it has ended by one.
+  std::optional<int> termSignal() const { return m_signal; }
   std::string out() const;
   std::string err() const;
   /// Exit status and both outputs, for failure messages.
   std::string describe() const;
 
  private:
+  static Proc spawn(const std::string& out, const std::string& err, const std::vector<std::string>& argv,
+                    const ExecOptions& options);
   pid_t m_pid = -1;
   std::optional<int> m_code;
+  std::optional<int> m_signal;
   std::string m_out, m_err;
 };
 

@@ -26,81 +26,24 @@ namespace hostq::test {
 // ---- HostqProcess ------------------------------------------------------------------------------
 
 HostqProcess::HostqProcess(std::vector<std::string> args, std::string log) : m_log(std::move(log)) {
-  // Everything the child needs is built before fork: between fork and exec only
-  // async-signal-safe calls.
-  const std::string bin = hostqBinary();
-  std::vector<std::string> store{bin};
-  store.insert(store.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : store) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int out = ::open(m_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const pid_t parent = ::getpid();
-  m_pid = ::fork();
-  if (m_pid == 0) {
-    // Never outlive the test runner, even if it crashes.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);
-    ::setpgid(0, 0);  // a ^C at the terminal goes to ctest, not to our servers
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  if (out >= 0) ::close(out);
-  if (in >= 0) ::close(in);
-}
-
-HostqProcess::HostqProcess(HostqProcess&& o) noexcept
-    : m_pid(std::exchange(o.m_pid, -1)), m_status(o.m_status), m_log(std::move(o.m_log)) {}
-
-HostqProcess& HostqProcess::operator=(HostqProcess&& o) noexcept {
-  if (this != &o) {
-    kill9();
-    m_pid = std::exchange(o.m_pid, -1);
-    m_status = o.m_status;
-    m_log = std::move(o.m_log);
-  }
-  return *this;
-}
-
-HostqProcess::~HostqProcess() { kill9(); }
-
-bool HostqProcess::running() {
-  if (m_pid <= 0 || m_status) return false;
-  int st = 0;
-  const pid_t r = ::waitpid(m_pid, &st, WNOHANG);
-  if (r == m_pid) {
-    m_status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-    return false;
-  }
-  return r == 0;
-}
-
-void HostqProcess::signal(int sig) const {
-  if (m_pid > 0 && !m_status) ::kill(m_pid, sig);
+  args.insert(args.begin(), hostqBinary());
+  ExecOptions o;
+  o.die_with_parent = true;
+  o.own_process_group = true;  // a ^C at the terminal goes to ctest, not to our servers
+  m_proc = Proc::execLogged(m_log, args, o);
 }
 
 std::optional<int> HostqProcess::wait(std::chrono::milliseconds timeout) {
-  if (m_pid <= 0) return m_status;
-  waitUntil([&] { return !running(); }, timeout);
-  return m_status;
+  const auto code = m_proc.wait(timeout);
+  if (!code) return std::nullopt;
+  if (auto sig = m_proc.termSignal()) return -*sig;
+  return code;
 }
 
 void HostqProcess::kill9() {
-  if (m_pid <= 0 || m_status) return;
-  ::kill(m_pid, SIGKILL);
-  int st = 0;
-  if (::waitpid(m_pid, &st, 0) == m_pid) m_status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-}
-
-std::string HostqProcess::log() const {
-  std::ifstream in(m_log);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  if (!m_proc.running()) return;
+  m_proc.signal(SIGKILL);
+  (void)m_proc.wait(std::chrono::seconds(30));
 }
 
 // ---- Monitor and stats -------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include "control/control_client.hpp"
 #include "protocol/messages.hpp"
 #include "support/db_fixture.hpp"
+#include "support/farm.hpp"
 #include "support/run_hostq.hpp"
 #include "support/stats_json.hpp"
 
@@ -34,28 +35,25 @@ namespace hostq::test {
 
 using namespace std::chrono_literals;
 
-/// A child running the hostq binary; stdout and stderr go to `log`. The destructor kills (-9) and
-/// reaps it if it still runs.
+/// A child running the hostq binary (a Proc: one way to start it in the tests) with stdout and
+/// stderr appended to `log`, in its own process group, killed with the test runner. The
+/// destructor kills (-9) and reaps it if it still runs.
 class HostqProcess {
  public:
   HostqProcess() = default;
   HostqProcess(std::vector<std::string> args, std::string log);
-  HostqProcess(HostqProcess&&) noexcept;
-  HostqProcess& operator=(HostqProcess&&) noexcept;
-  ~HostqProcess();
 
-  pid_t pid() const noexcept { return m_pid; }
-  bool running();
-  void signal(int sig) const;
+  pid_t pid() const noexcept { return m_proc.pid(); }
+  bool running() { return m_proc.running(); }
+  void signal(int sig) const { m_proc.signal(sig); }
   /// Exit code, -signal if killed, nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
   /// kill -9 and reap.
   void kill9();
-  std::string log() const;
+  std::string log() const { return slurpFile(m_log); }
 
  private:
-  pid_t m_pid = -1;
-  std::optional<int> m_status;
+  Proc m_proc;
   std::string m_log;
 };
 
