@@ -2,7 +2,7 @@
 // Spin-then-sleep policy for one waiter (ipc-limits.md, "Spin budget"). On this 2-vCPU VM a
 // futex hand-off to an idle vCPU costs ~30 µs per hop against ~0.2 µs for a cache-line hand-off,
 // so spinning pays exactly when the peer is on a CPU and answers within the budget. The budget
-// is learned per waiter between ~0.2 µs and 200 µs: halved after a failed spin, raised to cover
+// is learned per waiter between ~0.2 µs and 20 µs: halved after a failed spin, raised to cover
 // a successful one, and raised after a sleep whose wake-up was expensive although the event
 // came soon enough that a spin would have caught it.
 #include <cstdint>
@@ -29,7 +29,10 @@ unsigned usableCpus() noexcept;
 class AdaptiveSpin {
  public:
   static constexpr std::uint64_t kMinSpinNs = 200;
-  static constexpr std::uint64_t kMaxSpinNs = 200'000;
+  /// A spin longer than a futex round trip buys nothing and keeps a CPU from PostgreSQL and the
+  /// server: 200 µs gave the same hand-off p50 and a worse p99 and worker CPU than 20 µs
+  /// (docs/performance.md, "hostq's own CPU per job").
+  static constexpr std::uint64_t kMaxSpinNs = 20'000;
   static constexpr std::uint64_t kInitialSpinNs = 10'000;
   /// A wake-up slower than this means the sleeper's CPU had gone idle (HLT exit + IPI).
   static constexpr std::uint64_t kExpensiveWakeNs = 10'000;
