@@ -22,6 +22,7 @@ struct FarmFlags {
   std::optional<std::string> transport;
   bool builtin_handlers = false;
   std::optional<std::int64_t> max_job_count;
+  std::optional<int> worker_nice;
   std::optional<std::string> memory_high_water;
   // server settings
   std::optional<int> fetch_batch_size;

@@ -190,6 +190,12 @@ struct Worker::Impl {
   }
 
   int run() {
+    // Before any thread starts: threads inherit it (on Linux the nice value is per thread).
+    if (options.settings.nice > 0) {
+      errno = 0;
+      if (::nice(options.settings.nice) == -1 && errno != 0)
+        spdlog::warn("worker {}: nice({}) failed: {}", name, options.settings.nice, std::strerror(errno));
+    }
     g_workerName = name;
     if (options.parent_pid > 0) {
       // Die with the pool (inst-jobs polls getppid(); the kernel tells us at once).

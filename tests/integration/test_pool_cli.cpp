@@ -1,6 +1,9 @@
 // `hostq pool` as an operator runs it: real processes, kill -9, signals, `hostq stats --json`,
 // `hostq wait-idle`, against the test database (each case in its own schema and socket).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <signal.h>
 
 #include <algorithm>
@@ -74,6 +77,32 @@ TEST_F(PoolCli, DirectWorkersKilledWithKill9AreRecoveredByThePool) {
   const hostq::JobId next = enqueueOne({"hostq.noop"});
   ASSERT_TRUE(waitUntil([&] { return !exists(next); }, 15s)) << m_pool.describe();
   quitPool();
+}
+
+// Workers run below their server: nice +5 by default (the server keeps the CPU first on a
+// contended host), `--worker-nice N` to choose, 0 for none. The server stays at the pool's.
+TEST_F(PoolCli, WorkersRunNicerThanTheirServer) {
+  errno = 0;
+  const int base = ::getpriority(PRIO_PROCESS, 0);  // the pool inherits ours
+  ASSERT_EQ(errno, 0);
+  for (const auto& [flags, add] : std::vector<std::pair<std::vector<std::string>, int>>{
+           {{}, 5}, {{"--worker-nice", "2"}, 2}, {{"--worker-nice", "0"}, 0}}) {
+    std::vector<std::string> args{"--workers", "2"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    startPool(args);
+    std::vector<pid_t> workers;
+    ASSERT_TRUE(waitUntil([&] { return (workers = statsWorkers()).size() == 2; }, 20s)) << m_pool.describe();
+    for (pid_t w : workers) {
+      errno = 0;
+      EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(w)), std::min(19, base + add)) << "worker " << w;
+    }
+    const auto stats = hostq({"stats", "--json", "--timeout", "2"}, 10s);
+    const auto server = hostq::test::statNumber(stats.out, "server_pid");
+    ASSERT_TRUE(server) << describe(stats);
+    errno = 0;
+    EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(*server)), base) << "the server";
+    quitPool();
+  }
 }
 
 TEST_F(PoolCli, ConfigErrorsExitNonZeroNamingTheKey) {

@@ -85,6 +85,7 @@ workers:
     max_job_count: 100
     memory_high_water: 512M
     builtin_handlers: true
+    nice: 0
   - transport: direct
     worker_max_job_count: 7
     worker_memory_high_water: 1024
@@ -99,6 +100,7 @@ workers:
   EXPECT_EQ(w.max_job_count, 100);
   EXPECT_EQ(w.memory_high_water, 512LL << 20);
   EXPECT_TRUE(w.builtin_handlers);
+  EXPECT_EQ(w.nice, 0);
   EXPECT_TRUE(w.config.extra.empty());
   // inst-jobs spellings
   EXPECT_EQ(s.workers[1].transport, Transport::Direct);
@@ -109,6 +111,7 @@ workers:
   EXPECT_EQ(s.workers[1].config.min_priority, hostq::kMinPriority);
   EXPECT_EQ(s.workers[1].config.max_priority, hostq::kMaxPriority);
   EXPECT_FALSE(s.workers[1].builtin_handlers);
+  EXPECT_EQ(s.workers[1].nice, 5);
 }
 
 TEST(ConfigLoader, ExtraKeysPassThroughAndTakePartInGrouping) {
@@ -221,6 +224,8 @@ TEST(ConfigLoader, RefusesBadWorkerValues) {
       {"- queue: [a, b]", "workers[0].queue: must be a single value"},
       {"- transport: pigeon", "workers[0].transport: must be shm, socket or direct"},
       {"- builtin_handlers: maybe", "workers[0].builtin_handlers: must be true or false"},
+      {"- nice: 20", "workers[0].nice: must be between 0 and 19"},
+      {"- nice: -1", "workers[0].nice: must be between 0 and 19"},
       {"- shard: [1, 2]", "workers[0].shard: extra worker keys must be single values"},
       {"- shard: {a: 1}", "workers[0].shard: extra worker keys must be single values"},
       {"- shard:", "workers[0].shard: extra worker keys must be single values"},
