@@ -346,6 +346,7 @@ struct Runner::Impl {
     w.config.workers = c.workers;
     w.transport = c.transport;
     w.builtin_handlers = true;
+    if (c.worker_nice >= 0) w.nice = c.worker_nice;
     o.settings.workers = {w};
     o.schema = db.schema();
     o.run_server = c.transport != Transport::Direct;
