@@ -80,8 +80,9 @@ struct WorkerSettings {
   bool builtin_handlers = false;        ///< hostq.noop/sleep/fail/crash/append
   /// Added to the worker's nice value at start (0…19): the host's server, which dispatches for
   /// every worker, keeps the CPU first when workers and PostgreSQL contend for it. Measured on 2
-  /// cores (docs/performance.md): +5 took the workers' CPU per job from ~4.4 to ~2.8 µs and the
-  /// hand-off p99 from 61–74 to 53 µs. 0 leaves the worker at its parent's priority.
+  /// cores (docs/performance.md, same-run pairs): +5 took the workers' CPU per job from 4.1–5.85
+  /// to 2.6–3.8 µs and the hand-off p99 from 66–82 to 53–61 µs. 0 leaves the worker at its
+  /// parent's priority.
   int nice = 5;
 };
 
