@@ -26,12 +26,6 @@ void assignJobAssigned(const Job& job, std::uint64_t request_seq, JobAssigned& a
   a.request_seq = request_seq;
 }
 
-JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq) {
-  JobAssigned a;
-  assignJobAssigned(job, request_seq, a);
-  return a;
-}
-
 void assignJob(const JobAssigned& a, Job& j) {
   j.id = a.id;
   j.priority = a.priority;
@@ -57,12 +51,6 @@ void assignJob(const JobAssigned& a, Job& j) {
   j.singleton = a.singleton;
   j.original_job_id.reset();
   j.requeued_job_id.reset();
-}
-
-Job toJob(const JobAssigned& a) {
-  Job j;
-  assignJob(a, j);
-  return j;
 }
 
 Message toResultFrame(const JobResult& r, std::uint64_t seq) {

@@ -9,12 +9,9 @@
 
 namespace hostq::protocol {
 
-JobAssigned toJobAssigned(const Job& job, std::uint64_t request_seq);
-Job toJob(const JobAssigned& assigned);
-
-/// The same conversions into an object that is reused from job to job: strings are assigned, so
-/// they keep their buffers (the hand-off path allocates nothing once warm). Every field of `out`
-/// is written, so nothing of the previous job survives.
+/// Into an object that is reused from job to job: strings are assigned, so they keep their
+/// buffers (the hand-off path allocates nothing once warm). Every field of `out` is written, so
+/// nothing of the previous job survives.
 void assignJobAssigned(const Job& job, std::uint64_t request_seq, JobAssigned& out);
 void assignJob(const JobAssigned& assigned, Job& out);
 /// A Complete or a Fail frame; `seq` is the worker's result sequence.

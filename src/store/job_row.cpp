@@ -118,8 +118,7 @@ Job ClaimedRowReader::operator()(int row) const {
 
   Job j;
   j.id = integer(cId);
-  if (!isNull(cPriority)) j.priority = static_cast<int>(integer(cPriority));
-  else j.priority = 0;
+  j.priority = isNull(cPriority) ? 0 : static_cast<int>(integer(cPriority));
   if (!isNull(cAttempts)) j.attempts = static_cast<int>(integer(cAttempts));
   if (!isNull(cTag)) text(cTag, j.tag);
   if (!isNull(cHandler)) text(cHandler, j.payload);
