@@ -200,6 +200,7 @@ bool WorkerSegment::generationChanged() const noexcept {
   return m_impl->header->retired.load(std::memory_order_acquire) != 0 || m_impl->serverGone();
 }
 bool WorkerSegment::closed() const noexcept { return m_impl->slotClosed() || m_impl->serverGone(); }
+bool WorkerSegment::released() const noexcept { return m_impl->slotClosed(); }
 std::uint64_t WorkerSegment::generation() const noexcept { return m_impl->header->generation; }
 std::uint32_t WorkerSegment::slot() const noexcept { return m_impl->slotIndex; }
 const WaitCounters& WorkerSegment::counters() const noexcept { return m_impl->counters; }

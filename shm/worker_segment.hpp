@@ -44,6 +44,11 @@ class WorkerSegment {
   bool generationChanged() const noexcept;
   /// True when the server released this slot, or generationChanged().
   bool closed() const noexcept;
+  /// The part of closed() that reads shared memory only: the slot released or the segment
+  /// retired. For the hand-off path, where a syscall per job (the pidfd poll) costs more than
+  /// the hand-off itself; a server that died is noticed by waitForReply()'s safety net and by
+  /// the control socket's EOF.
+  bool released() const noexcept;
 
   std::uint64_t generation() const noexcept;
   std::uint32_t slot() const noexcept;

@@ -274,7 +274,8 @@ struct ServerSource::Impl {
         const auto h = handle(rx, out, true);
         if (h != Handled::Nothing) return h;
       }
-      if (seg->closed()) return Handled::Broken;
+      // The pidfd poll of closed() is a syscall: only when the caller looks around anyway.
+      if (socket_too ? seg->closed() : seg->released()) return Handled::Broken;
     }
     while (socket_too && socketHasInput(client)) {
       auto r = client.receive(std::chrono::milliseconds(0), -1);
