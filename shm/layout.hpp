@@ -15,7 +15,8 @@ namespace hostq::shm {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
 /// Bump on any change of field order, width or meaning in this file.
-inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: multi-frame request records, pending flags
+/// 2: multi-frame request records, pending flags; 3: startedJob, multi-frame reply records.
+inline constexpr std::uint32_t kLayoutVersion = 3;
 
 /// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
 /// owned by one side must not share a pair with a word owned by the other (as Aeron pads).
@@ -77,6 +78,10 @@ struct SlotLayout {
   // --- worker-owned pair: read by the server after every reply push.
   alignas(kLinePair) std::atomic<std::uint32_t> workerSleeping;
   std::atomic<std::uint32_t> workerSpinning;  // holds (or is about to hold) a spinner token
+  /// The job the worker has started and not yet put a result for in the ring (0: none). Read
+  /// by the server only once the worker is gone, to tell the job it was running (an attempt)
+  /// from jobs it held unstarted (given back). Untrusted like everything a worker writes.
+  std::atomic<std::uint64_t> startedJob;
   RequestRing requests;
   ReplyRing replies;
 };
@@ -128,6 +133,7 @@ static_assert(sizeof(ReplyRing) == 256 + 32 * 1024);
 static_assert(offsetof(SlotLayout, state) == 0);
 static_assert(offsetof(SlotLayout, replyPostNs) == 128);
 static_assert(offsetof(SlotLayout, workerSleeping) == 256);
+static_assert(offsetof(SlotLayout, startedJob) == 264);
 static_assert(offsetof(SlotLayout, requests) == 384);
 static_assert(offsetof(SlotLayout, replies) == 384 + sizeof(RequestRing));
 static_assert(sizeof(SlotLayout) == 384 + sizeof(RequestRing) + sizeof(ReplyRing));

@@ -147,6 +147,13 @@ bool ServerSegment::isActive(std::uint32_t slot) const noexcept {
   return slot < m_impl->slots.size() && m_impl->slots[slot].listIndex != kNotListed;
 }
 
+std::uint64_t ServerSegment::startedJob(std::uint32_t slot) const noexcept {
+  if (slot >= m_impl->slots.size()) return 0;
+  // acquire: pairs with the worker's release, so a result it pushed before clearing the mark
+  // is in the ring by the time the mark reads 0.
+  return m_impl->slots[slot].layout->startedJob.load(std::memory_order_acquire);
+}
+
 void ServerSegment::resetSlot(std::uint32_t slot, pid_t workerPid) noexcept {
   Impl& m = *m_impl;
   if (slot >= m.slots.size()) return;
@@ -155,6 +162,7 @@ void ServerSegment::resetSlot(std::uint32_t slot, pid_t workerPid) noexcept {
   l.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_relaxed);
   reclaimSpinnerToken(l, *m.header);
   l.workerSleeping.store(0, std::memory_order_relaxed);
+  l.startedJob.store(0, std::memory_order_relaxed);
   l.requests.tail.store(0, std::memory_order_relaxed);
   l.requests.head.store(0, std::memory_order_relaxed);
   l.replies.tail.store(0, std::memory_order_relaxed);

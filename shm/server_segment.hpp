@@ -63,6 +63,9 @@ class ServerSegment {
   /// Active slots, dense, in no particular order; invalidated by resetSlot/releaseSlot.
   std::span<const std::uint32_t> activeSlots() const noexcept;
   bool isActive(std::uint32_t slot) const noexcept;
+  /// What the slot's worker last wrote to `startedJob` (0 for a slot out of range): read once
+  /// the worker is gone, before releaseSlot(). Untrusted.
+  std::uint64_t startedJob(std::uint32_t slot) const noexcept;
 
   /// Copies the next request of `slot` into `out`. Corrupt: the worker broke the ring (index or
   /// length out of range); nothing was read out of bounds; release the slot and drop the worker.

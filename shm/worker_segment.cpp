@@ -101,7 +101,7 @@ Result<WorkerSegment> WorkerSegment::attach(int fd, std::uint32_t slot,
   return WorkerSegment(std::move(impl));
 }
 
-PushResult WorkerSegment::pushRequest(std::span<const std::byte> payload) noexcept {
+PushResult WorkerSegment::pushRequest(std::span<const std::byte> payload, bool wake) noexcept {
   Impl& m = *m_impl;
   const PushResult r = m.requests.push(payload);
   if (r != PushResult::Ok) return r;
@@ -109,7 +109,7 @@ PushResult WorkerSegment::pushRequest(std::span<const std::byte> payload) noexce
   // After the publish: a server that takes the flag finds the record.
   h.pending[m.slotIndex / 64].fetch_or(std::uint64_t{1} << (m.slotIndex % 64), std::memory_order_seq_cst);
   // seq_cst load after the seq_cst publish: the Dekker pair of docs/wake-protocol.md.
-  if (h.serverSleeping.load(std::memory_order_seq_cst) != 0) {
+  if (wake && h.serverSleeping.load(std::memory_order_seq_cst) != 0) {
     h.wakePostNs.store(monotonicNs(), std::memory_order_relaxed);
     h.doorbell.fetch_add(1, std::memory_order_seq_cst);
     ++m.counters.futexWakes;
@@ -201,6 +201,10 @@ bool WorkerSegment::generationChanged() const noexcept {
 }
 bool WorkerSegment::closed() const noexcept { return m_impl->slotClosed() || m_impl->serverGone(); }
 bool WorkerSegment::released() const noexcept { return m_impl->slotClosed(); }
+void WorkerSegment::markStarted(std::uint64_t job) noexcept {
+  // release: a result pushed before the mark is cleared is visible to a server that reads 0.
+  m_impl->slot->startedJob.store(job, std::memory_order_release);
+}
 std::uint64_t WorkerSegment::generation() const noexcept { return m_impl->header->generation; }
 std::uint32_t WorkerSegment::slot() const noexcept { return m_impl->slotIndex; }
 const WaitCounters& WorkerSegment::counters() const noexcept { return m_impl->counters; }

@@ -30,8 +30,10 @@ class WorkerSegment {
   WorkerSegment& operator=(WorkerSegment&&) noexcept;
   ~WorkerSegment();
 
-  /// Publishes a request; rings the server doorbell if the server announced it sleeps.
-  [[nodiscard]] PushResult pushRequest(std::span<const std::byte> payload) noexcept;
+  /// Publishes a request; rings the server doorbell if the server announced it sleeps, unless
+  /// `wake` is false (a result the worker does not wait on: the server takes it on its next
+  /// pass, at the latest with the Reserve that follows it).
+  [[nodiscard]] PushResult pushRequest(std::span<const std::byte> payload, bool wake = true) noexcept;
   /// Copies the next reply into `out` (size it kReplyPayloadMax).
   [[nodiscard]] PopResult popReply(std::span<std::byte> out, std::size_t& len) noexcept;
   /// Returns Ready when a reply may be there, TimedOut, Interrupted (EINTR), or Closed (slot
@@ -49,6 +51,10 @@ class WorkerSegment {
   /// the hand-off itself; a server that died is noticed by waitForReply()'s safety net and by
   /// the control socket's EOF.
   bool released() const noexcept;
+
+  /// Publishes the job the worker starts now (0 once its result is in the ring): what the server
+  /// reads, should this process die, to tell the job it was running from jobs it had not begun.
+  void markStarted(std::uint64_t job) noexcept;
 
   std::uint64_t generation() const noexcept;
   std::uint32_t slot() const noexcept;

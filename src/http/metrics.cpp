@@ -148,6 +148,8 @@ std::string renderMetrics(const server::StatsSnapshot* snapshot, const DbProbe::
     e.sample("hostq_jobs_handed_out_total", "transport=\"shm\"", s.handed_out_shm);
     e.sample("hostq_jobs_handed_out_total", "transport=\"socket\"", s.handed_out_socket);
     e.counter("hostq_jobs_rescheduled_died_total", "jobs rescheduled because their worker died", s.jobs_rescheduled_died);
+    e.counter("hostq_jobs_given_back_total", "jobs a departed worker held without having begun them, given back without an attempt", s.jobs_given_back);
+    e.counter("hostq_extra_jobs_handed_out_total", "jobs handed out behind the first of a reply of several", s.extra_jobs_handed_out);
     e.counter("hostq_jobs_unlocked_total", "prefetched jobs given back to the database", s.jobs_unlocked);
     std::uint64_t shm = 0, socket = 0, idle = 0, waiting = 0, working = 0;
     for (const auto& w : snapshot->workers) {
@@ -180,7 +182,7 @@ std::string renderMetrics(const server::StatsSnapshot* snapshot, const DbProbe::
     e.counter("hostq_db_reconnects_total", "reconnections of the server's database connections", s.db_reconnects);
     e.counter("hostq_notifications_total", "LISTEN notifications received", s.notifications);
     e.counter("hostq_workers_dropped_total", "workers dropped for a protocol error", s.workers_dropped);
-    e.histogram("hostq_handoff_seconds", "a worker's request to the job delivered to it", s.handoff,
+    e.histogram("hostq_handoff_seconds", "a worker's request to the first job delivered to it (one per request)", s.handoff,
                 latencyBoundsNs(), 1e9);
     e.histogram("hostq_enqueue_to_start_seconds", "a job's created_at to its hand-off to a worker",
                 s.enqueue_to_start, latencyBoundsNs(), 1e9);

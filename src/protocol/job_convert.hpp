@@ -1,6 +1,7 @@
 #pragma once
 // Job rows ↔ JobAssigned frames, job results ↔ Complete/Fail frames. The JobAssigned frame
 // carries what a handler sees; the rest of the row stays in the database.
+#include <cstddef>
 #include <optional>
 
 #include "hostq/job.hpp"
@@ -14,6 +15,9 @@ namespace hostq::protocol {
 /// nothing of the previous job survives.
 void assignJobAssigned(const Job& job, std::uint64_t request_seq, JobAssigned& out);
 void assignJob(const JobAssigned& assigned, Job& out);
+/// encodedSize() of the JobAssigned frame assignJobAssigned() makes of `job`, without building
+/// it: the server sizes a reply record of several jobs before it takes them.
+std::size_t jobAssignedFrameSize(const Job& job) noexcept;
 /// A Complete or a Fail frame; `seq` is the worker's result sequence.
 Message toResultFrame(const JobResult& result, std::uint64_t seq);
 /// The result a Complete or Fail frame carries; nullopt for any other message.

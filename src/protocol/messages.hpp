@@ -16,7 +16,7 @@ namespace hostq::protocol {
 /// Bumped on any incompatible change. The 8-byte header layout and the numbers of HelloRefused
 /// and Error are frozen forever, so a peer of another version can still be told why it is refused.
 /// 2: ResultAck carries the database's decision on each failure it acknowledges.
-inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kProtocolVersion = 3;  // 3: Reserve.max_jobs
 
 /// Type ids: worker → server below 0x80, server → worker from 0x80. Never renumber.
 enum class MessageType : std::uint16_t {
@@ -60,10 +60,19 @@ struct Hello {
   bool operator==(const Hello&) const = default;
 };
 
-/// Long poll for one job. The server answers only with a JobAssigned (never "nothing").
+/// Upper bound of Reserve::max_jobs: a reply record holds a few jobs without payload, and a
+/// worker's queue of jobs it has not begun stays short.
+inline constexpr std::uint16_t kMaxJobsPerReserve = 8;
+
+/// Long poll for jobs. The server answers only with JobAssigned frames (never "nothing"): one,
+/// and with `max_jobs` > 1 up to that many in all when it has more prefetched than its waiting
+/// workers need (docs/server.md, "Several jobs per request").
 struct Reserve {
   std::uint64_t request_seq = 0;
   std::int64_t request_mono_ns = 0;  ///< the worker's CLOCK_MONOTONIC at request time (latency stats)
+  /// Jobs the worker takes at once: 1, or more over shared memory when its jobs are short.
+  /// Untrusted: the server clamps it to [1, kMaxJobsPerReserve].
+  std::uint16_t max_jobs = 1;
   bool operator==(const Reserve&) const = default;
 };
 

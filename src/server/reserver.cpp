@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <random>
 
+#include "protocol/job_convert.hpp"
+#include "protocol/messages.hpp"
+
 // The reserver's core: workers, their requests and results, hand-outs, and the duty cycle
 // (poll). Claims and held-lock batches: reserver_claims.cpp; the result writer's batches:
 // reserver_writes.cpp; the loop connection's maintenance: reserver_maintenance.cpp.
@@ -93,6 +96,14 @@ void Reserver::gone(WorkerId id, Gone how) {
       undelivered(id, job);
       continue;
     }
+    if (c.started && job != *c.started) {
+      // Taken in a reply of several jobs and never begun: its slot named another job (or none)
+      // as started. Given back without an attempt. (A worker that lies here only costs the
+      // attempt count of its own job.)
+      undelivered(id, job);
+      ++m_stats.jobs_given_back;
+      continue;
+    }
     if (!died) spdlog::warn("worker {} left cleanly while holding job {}", c.name, job);
     queueResult(PendingResult{kNoClient, JobResult::failed(job, "process died"), e->owner});
     ++m_stats.jobs_rescheduled_died;
@@ -133,6 +144,12 @@ void Reserver::reattached(WorkerId id, Transport transport) {
   c.detached = false;
   c.reattached = true;
   c.transport = transport;
+  c.started.reset();  // the new connection's slot will say
+}
+
+void Reserver::lastStarted(WorkerId id, JobId job) {
+  if (id >= m_clients.size() || !m_clients[id].live) return;
+  m_clients[id].started = job;
 }
 
 std::size_t Reserver::jobsHeld(WorkerId id) const {
@@ -154,7 +171,7 @@ bool Reserver::holdsAnything(WorkerId id) const {
 }
 
 void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
-                          SteadyClock::time_point requested_at) {
+                          SteadyClock::time_point requested_at, std::uint16_t max_jobs) {
   if (id >= m_clients.size() || !m_clients[id].live || m_clients[id].detached) return;
   Client& c = m_clients[id];
   if (c.reattached) {
@@ -168,6 +185,7 @@ void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
       undelivered(id, job);
     }
   }
+  c.max_jobs = std::clamp<std::uint16_t>(max_jobs, 1, protocol::kMaxJobsPerReserve);
   if (c.state == ClientState::Waiting) {
     // A repeated request (e.g. resent after an interrupted wait) replaces the old one.
     c.request_seq = request_seq;
@@ -247,47 +265,84 @@ void Reserver::undelivered(ClientId id, JobId job) {
   }
 }
 
-void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer, int batch) {
-  (void)g;
-  Client& c = m_clients[id];
-  const auto now = SteadyClock::now();
+bool Reserver::enterHandOut(ClientId id, const Job& job, bool needs_transfer, int batch,
+                            SteadyClock::time_point now) {
+  const Client& c = m_clients[id];
   const bool stranded = job.strand.has_value() || job.singleton.has_value();
-  bool entered = false;
   if (batch >= 0) {
     // The batch's row lock is the claim; its close writes what is needed.
-    entered = m_ledger.handOutFromBatch(job.id, id, batch, stranded, now);
-    if (entered) {
-      Batch& b = m_batches[static_cast<std::size_t>(batch)];
-      ++b.outstanding;
-      b.handed.push_back(job.id);
-    }
-  } else if (needs_transfer) {
-    entered = m_ledger.handOutPrefetched(job.id, id, m_prefetchOwner, c.name, stranded, now);
-    if (entered) {
-      m_pendingTransfers.push_back(LockTransfer{job.id, m_prefetchOwner, c.name});
-      if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = now;
-    }
-  } else {
-    entered = m_ledger.handOutAssigned(job.id, id, c.name, stranded, now);
+    if (!m_ledger.handOutFromBatch(job.id, id, batch, stranded, now)) return false;
+    Batch& b = m_batches[static_cast<std::size_t>(batch)];
+    ++b.outstanding;
+    b.handed.push_back(job.id);
+    return true;
   }
-  if (!entered) {
+  if (needs_transfer) {
+    if (!m_ledger.handOutPrefetched(job.id, id, m_prefetchOwner, c.name, stranded, now)) return false;
+    m_pendingTransfers.push_back(LockTransfer{job.id, m_prefetchOwner, c.name});
+    if (m_firstPendingAt == SteadyClock::time_point{}) m_firstPendingAt = now;
+    return true;
+  }
+  return m_ledger.handOutAssigned(job.id, id, c.name, stranded, now);
+}
+
+void Reserver::addExtras(Group& g, ClientId id) {
+  Client& c = m_clients[id];
+  std::size_t room = m_sink.replyRoom(id);
+  const std::size_t first = protocol::jobAssignedFrameSize(m_handing.front());
+  if (room <= first) return;
+  room -= first;
+  const auto now = SteadyClock::now();
+  while (m_handing.size() < c.max_jobs &&
+         g.prefetched.size() > g.waiting.size() + static_cast<std::size_t>(std::max(g.workers, 1))) {
+    Prefetched& p = g.prefetched.front();
+    p.job.locked_by = c.name;
+    const std::size_t size = protocol::jobAssignedFrameSize(p.job);
+    if (size > room || m_ledger.holds(p.job.id)) break;
+    if (!enterHandOut(id, p.job, true, p.batch, now)) break;
+    room -= size;
+    if (p.batch >= 0) {
+      --m_batches[static_cast<std::size_t>(p.batch)].unhanded;
+      m_heldPrefetched.erase(p.job.id);
+    }
+    ++m_stats.handed_from_prefetch;
+    ++m_stats.extra_jobs_handed_out;
+    ++g.handed_since;
+    c.jobs.push_back(p.job.id);
+    m_handing.push_back(std::move(p.job));
+    g.prefetched.pop_front();
+  }
+}
+
+void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer, int batch) {
+  Client& c = m_clients[id];
+  const auto now = SteadyClock::now();
+  if (!enterHandOut(id, job, needs_transfer, batch, now)) {
     // Already in the ledger: a job a worker reported after a restart (adopted) that a claim of
     // ours found unlocked. It is somebody's already; the worker asks again.
     spdlog::warn("job {} claimed while it is already held; not handed out again", job.id);
-    m_groups[c.group].waiting.push_front(id);
+    g.waiting.push_front(id);
     return;
   }
   c.state = ClientState::Working;
   c.jobs.push_back(job.id);
   job.locked_by = c.name;
   m_stats.handoff.record(nanosSince(c.requested_at, now));
-  const TimePoint ready = std::max(job.run_at, job.created_at);
+  m_handing.clear();
+  m_handing.push_back(std::move(job));
+  // Extras only from prefetched jobs this server holds a claim on (not the jobs a written-lock
+  // claim assigned by name to other workers).
+  if (c.max_jobs > 1 && (needs_transfer || batch >= 0)) addExtras(g, id);
   const auto sys = systemNow();
-  m_stats.enqueue_to_start.record(
-      sys > ready ? static_cast<std::uint64_t>((sys - ready).count()) * 1000u : 0u);
-  ++m_stats.jobs_handed_out;
-  ++(c.transport == Transport::Shm ? m_stats.handed_out_shm : m_stats.handed_out_socket);
-  if (!m_sink.deliver(id, job, c.request_seq)) undelivered(id, job.id);
+  for (const Job& j : m_handing) {
+    const TimePoint ready = std::max(j.run_at, j.created_at);
+    m_stats.enqueue_to_start.record(
+        sys > ready ? static_cast<std::uint64_t>((sys - ready).count()) * 1000u : 0u);
+  }
+  m_stats.jobs_handed_out += m_handing.size();
+  (c.transport == Transport::Shm ? m_stats.handed_out_shm : m_stats.handed_out_socket) += m_handing.size();
+  const std::size_t sent = m_sink.deliver(id, m_handing, c.request_seq);
+  for (std::size_t i = sent; i < m_handing.size(); ++i) undelivered(id, m_handing[i].id);
 }
 
 void Reserver::updateIdle(SteadyClock::time_point now) {

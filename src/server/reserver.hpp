@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -33,8 +34,12 @@ namespace hostq::server {
 class ReserverSink {
  public:
   virtual ~ReserverSink() = default;
-  /// Hands `job` to the client. false = it could not be delivered at all (the reserver unlocks it).
-  virtual bool deliver(ClientId client, const Job& job, std::uint64_t request_seq) = 0;
+  /// Hands `jobs` (one, or several answering one request) to the client. Returns how many it
+  /// delivered, in order; the reserver unlocks the rest (0: none could be delivered at all).
+  virtual std::size_t deliver(ClientId client, std::span<const Job> jobs, std::uint64_t request_seq) = 0;
+  /// Bytes of JobAssigned frames one reply to the client may carry when it asks for several jobs
+  /// (a ring record); 0 = one job per reply (the socket).
+  virtual std::size_t replyRoom(ClientId client) const = 0;
   /// Tells the client that the results for these jobs are durable, and what the database
   /// decided for each failure among them (retried or permanent: the worker's hooks follow it).
   virtual void acknowledge(ClientId client, const std::vector<JobId>& jobs,
@@ -71,8 +76,14 @@ class Reserver final : public WorkerJobs {
   /// Jobs handed to the client, reported or not, that are not written yet: what a detach keeps
   /// (a result's acknowledgement too). Nothing held: nothing to keep.
   bool holdsAnything(WorkerId id) const override;
-  /// The client asks for one job (long poll: answered only when a job is assigned).
-  void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at);
+  /// The client asks for a job (long poll: answered only when a job is assigned), and takes up to
+  /// `max_jobs` in one reply when the group has more prefetched than its workers need.
+  void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at,
+                  std::uint16_t max_jobs = 1);
+  /// What the client's shared-memory slot named as the job it had started when its connection
+  /// closed (0: none). Once known, a job it holds that is not this one was never begun: should
+  /// the worker be gone for good, it is given back (no attempt) instead of "process died".
+  void lastStarted(WorkerId id, JobId job);
   /// The client reports a result. Acknowledged through the sink once durable.
   void reportResult(ClientId client, const JobResult& result);
   /// A job was handed to a client but the transport failed before it got there: plain unlock.
@@ -139,8 +150,10 @@ class Reserver final : public WorkerJobs {
     std::size_t group = 0;
     ClientState state = ClientState::Idle;
     std::uint64_t request_seq = 0;
+    std::uint16_t max_jobs = 1;  ///< of the request waiting
     SteadyClock::time_point requested_at{};
-    std::vector<JobId> jobs;  ///< handed out, no result yet
+    std::vector<JobId> jobs;  ///< handed out, no result yet, in hand-out order
+    std::optional<JobId> started;  ///< lastStarted(): the slot's mark when the connection closed
     std::uint64_t jobs_done = 0;
     bool detached = false;    ///< no connection; holds its jobs for a reconnect
     bool reattached = false;  ///< reconnected; its first request settles the jobs it holds
@@ -205,6 +218,11 @@ class Reserver final : public WorkerJobs {
   bool restoreDatabase(SteadyClock::time_point now);
   void repairInDoubtReservation();
   void handOut(Group& g, ClientId c, Job job, bool needs_transfer, int batch = -1);
+  /// The ledger's entry for a job handed to `c` (and its batch or transfer). false = already held.
+  bool enterHandOut(ClientId c, const Job& job, bool needs_transfer, int batch, SteadyClock::time_point now);
+  /// More of the group's prefetched jobs for `c`, behind its first one in m_handing: while the
+  /// client asked for more, they fit its reply, and the group keeps a job for every worker.
+  void addExtras(Group& g, ClientId c);
   bool serveGroup(std::size_t gi, SteadyClock::time_point now);
   bool reserveFor(std::size_t gi, SteadyClock::time_point now);
   bool collectReservation(SteadyClock::time_point now);
@@ -279,6 +297,7 @@ class Reserver final : public WorkerJobs {
   std::unordered_set<JobId> m_heldPrefetched;
 
   std::vector<Client> m_clients;  ///< indexed by WorkerId (the registry reuses ids)
+  std::vector<Job> m_handing;     ///< the jobs of the reply being built; reused
   std::size_t m_clientCount = 0;
   std::vector<Group> m_groups;
   std::size_t m_nextGroup = 0;  ///< round-robin start, so no group starves another

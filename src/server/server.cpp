@@ -67,7 +67,8 @@ class Server final : public control::ControlHandler, public ReserverSink {
   }
 
   // --- ReserverSink (loop thread) ----------------------------------------------------------
-  bool deliver(ClientId client, const Job& job, std::uint64_t request_seq) override;
+  std::size_t deliver(ClientId client, std::span<const Job> jobs, std::uint64_t request_seq) override;
+  std::size_t replyRoom(ClientId client) const override;
   void acknowledge(ClientId client, const std::vector<JobId>& jobs,
                    const std::vector<FailResult>& failures) override;
 
@@ -127,44 +128,56 @@ class Server final : public control::ControlHandler, public ReserverSink {
   bool m_wasIdle = true;
 };
 
-bool Server::deliver(ClientId client, const Job& job, std::uint64_t request_seq) {
+std::size_t Server::replyRoom(ClientId client) const {
+  const WorkerEntry* w = m_registry->byId(client);
+  return w != nullptr && !w->detached() && w->slot ? shm::kReplyPayloadMax : 0;
+}
+
+std::size_t Server::deliver(ClientId client, std::span<const Job> jobs, std::uint64_t request_seq) {
   WorkerEntry* w = m_registry->byId(client);
-  if (w == nullptr || w->detached()) return false;
+  if (w == nullptr || w->detached() || jobs.empty()) return 0;
   WorkerEntry& conn = *w;
   const control::ConnId id = conn.conn;
   if (!std::holds_alternative<protocol::JobAssigned>(m_tx)) m_tx.emplace<protocol::JobAssigned>();
-  protocol::assignJobAssigned(job, request_seq, std::get<protocol::JobAssigned>(m_tx));
-  protocol::Message& msg = m_tx;
+  auto& a = std::get<protocol::JobAssigned>(m_tx);
+  const Job& job = jobs.front();
+  protocol::assignJobAssigned(job, request_seq, a);
   if (conn.slot) {
-    auto enc = protocol::encodeInto(msg, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+    auto enc = protocol::encodeInto(m_tx, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
     if (!enc.ok()) {
       // Too large for a ring record: the ring says "fetch over the socket".
-      auto& a = std::get<protocol::JobAssigned>(msg);
       conn.parked_payloads[job.id] = std::move(a.payload);
       a.payload.clear();
       a.payload_omitted = true;
-      enc = protocol::encodeInto(msg, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+      enc = protocol::encodeInto(m_tx, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
     }
     if (enc.ok()) {
-      switch (m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), enc.value()))) {
-        case shm::PushResult::Ok: return true;
+      // The jobs of one request go in one record, frame after frame: one publish and at most
+      // one wake. The reserver sized them to fit (replyRoom); one that does not is not sent.
+      std::size_t used = enc.value();
+      std::size_t n = 1;
+      for (; n < jobs.size() && !a.payload_omitted; ++n) {
+        protocol::assignJobAssigned(jobs[n], request_seq, a);
+        auto more = protocol::encodeInto(
+            m_tx, std::span<std::byte>(m_buf.data() + used, shm::kReplyPayloadMax - used));
+        if (!more.ok()) break;
+        used += more.value();
+      }
+      switch (m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), used))) {
+        case shm::PushResult::Ok: return n;
         case shm::PushResult::Full:
-        case shm::PushResult::TooLarge: break;  // fall back to the socket below
+        case shm::PushResult::TooLarge: break;  // the first job falls back to the socket below
         case shm::PushResult::Corrupt:
         case shm::PushResult::Closed:
           dropWorker(id, "reply ring corrupt or closed");
-          return false;
+          return 0;
       }
-      auto& a = std::get<protocol::JobAssigned>(msg);
-      if (a.payload_omitted) {
-        a.payload = std::move(conn.parked_payloads[job.id]);
-        conn.parked_payloads.erase(job.id);
-        a.payload_omitted = false;
-      }
+      conn.parked_payloads.erase(job.id);
+      protocol::assignJobAssigned(job, request_seq, a);
     }
   }
-  m_control->send(id, std::move(msg));
-  return true;
+  m_control->send(id, std::move(m_tx));
+  return 1;
 }
 
 void Server::acknowledge(ClientId client, const std::vector<JobId>& jobs,
@@ -235,7 +248,8 @@ void Server::handleMessage(WorkerEntry& conn, protocol::Message& m, bool via_rin
     if (r->request_mono_ns > 0 && static_cast<std::uint64_t>(r->request_mono_ns) <= mono &&
         mono - static_cast<std::uint64_t>(r->request_mono_ns) < 60'000'000'000ull)
       at = now - std::chrono::nanoseconds(mono - static_cast<std::uint64_t>(r->request_mono_ns));
-    m_reserver->requestJob(conn.id, r->request_seq, at);
+    // Several jobs per reply only through the ring: a socket reply carries one frame.
+    m_reserver->requestJob(conn.id, r->request_seq, at, via_ring ? r->max_jobs : std::uint16_t{1});
   } else if (auto result = protocol::toJobResult(m)) {
     m_reserver->reportResult(conn.id, *result);
   } else if (std::holds_alternative<protocol::Heartbeat>(m)) {
@@ -282,6 +296,9 @@ void Server::disconnect(control::ConnId id, const std::string& reason) {
       }
     }
   }
+  // The job the worker had begun, as its slot says, once its results there are taken: jobs it
+  // holds besides that one it never began (several per reply), should it be gone for good.
+  if (w != nullptr && w->slot) m_reserver->lastStarted(w->id, m_segment->startedJob(*w->slot));
   if (auto slot = m_registry->closed(id, reason)) m_segment->releaseSlot(*slot);
 }
 

@@ -36,9 +36,13 @@ struct ServerStats {
   std::uint64_t handed_out_shm = 0;
   std::uint64_t handed_out_socket = 0;
   std::uint64_t handed_from_prefetch = 0;
+  /// Jobs handed out behind the first of a reply of several (Reserve.max_jobs > 1).
+  std::uint64_t extra_jobs_handed_out = 0;
   std::uint64_t jobs_completed = 0;
   std::uint64_t jobs_failed = 0;
   std::uint64_t jobs_rescheduled_died = 0;
+  /// Jobs a worker that went away held without having begun them: given back, no attempt.
+  std::uint64_t jobs_given_back = 0;
   std::uint64_t jobs_unlocked = 0;
   std::uint64_t transfer_mismatches = 0;
   std::uint64_t result_mismatches = 0;

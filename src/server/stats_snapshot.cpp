@@ -52,6 +52,8 @@ Json statsJson(const StatsSnapshot& snap) {
   w["jobs_completed"] = s.jobs_completed;
   w["jobs_failed"] = s.jobs_failed;
   w["jobs_rescheduled_died"] = s.jobs_rescheduled_died;
+  w["jobs_given_back"] = s.jobs_given_back;
+  w["extra_jobs_handed_out"] = s.extra_jobs_handed_out;
   w["jobs_unlocked"] = s.jobs_unlocked;
   w["prefetched"] = snap.prefetched;
   w["results_pending"] = snap.results_pending;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <mutex>
 #include <utility>
@@ -65,6 +66,23 @@ struct ServerSource::Impl {
   std::size_t held_len = 0;
   /// The reply being decoded, reused so that a JobAssigned's strings keep their buffers.
   protocol::Message rx;
+  /// Several jobs per request (docs/server.md, "Several jobs per request"): while this worker's
+  /// jobs are short, a Reserve through the ring asks for up to kMaxJobsPerReserve, and the
+  /// server's reply record may carry that many. The jobs behind the first wait here, in order,
+  /// and next() hands them out without a round trip. They are never run once the connection is
+  /// gone: the server gives back whatever its worker held and had not begun (the slot's
+  /// startedJob mark tells which one it had begun).
+  static constexpr std::size_t kQueueCap = protocol::kMaxJobsPerReserve;
+  std::array<Job, kQueueCap> queued;
+  std::size_t queued_head = 0, queued_count = 0;
+  std::uint16_t asked = 1;           ///< max_jobs of the Reserve outstanding
+  std::uint64_t extra_seq = 0;       ///< the request whose reply may still carry jobs
+  std::size_t extra_left = 0;        ///< how many more that reply may carry
+  /// How long this worker's jobs take (EWMA of the time from next() to report()): a request
+  /// asks for enough jobs to cover kBatchWindowNs of work, one when jobs are long.
+  static constexpr double kBatchWindowNs = 100'000;
+  double job_ns = 1e9;  ///< starts long: one job per request until jobs prove short
+  std::uint64_t started_ns = 0;
   /// Generation of a segment we could not attach: until a server of another generation
   /// answers, register over the socket (the server puts an shm worker's replies in a ring).
   std::optional<std::uint64_t> unusable_generation;
@@ -75,7 +93,13 @@ struct ServerSource::Impl {
   bool fresh = false;
   std::vector<std::byte> buf = std::vector<std::byte>(std::max(shm::kReplyPayloadMax, shm::kRequestPayloadMax));
 
+  void dropQueued() {
+    queued_count = 0;
+    extra_left = 0;
+  }
+
   void disconnect() {
+    dropQueued();
     held_len = 0;
     seg.reset();
     client.close();
@@ -223,6 +247,10 @@ struct ServerSource::Impl {
           return Handled::Broken;
         }
         client.setPendingReserve(std::nullopt);
+        extra_seq = a->request_seq;
+        extra_left = asked - 1u;
+      } else {
+        extra_left = 0;
       }
       if (a->payload_omitted) {
         // Too large for a ring record: fetch it over the socket.
@@ -267,12 +295,25 @@ struct ServerSource::Impl {
         const auto r = seg->popReply(std::span<std::byte>(buf.data(), buf.size()), len);
         if (r == shm::PopResult::Empty) break;
         if (r != shm::PopResult::Ok) return Handled::Broken;
-        if (auto bad = protocol::decodeInto(std::span<const std::byte>(buf.data(), len), rx)) {
-          spdlog::error("bad reply record: {}", bad->describe());
-          return Handled::Broken;
+        // A record holds one frame, or the jobs of one request frame after frame.
+        Handled got = Handled::Nothing;
+        for (std::span<const std::byte> rest(buf.data(), len); !rest.empty();) {
+          auto frame = protocol::nextFrame(rest);
+          std::optional<protocol::DecodeError> bad;
+          if (!frame.ok()) bad = frame.error();
+          else bad = protocol::decodeInto(frame.value(), rx);
+          if (bad) {
+            spdlog::error("bad reply record: {}", bad->describe());
+            return Handled::Broken;
+          }
+          if (got == Handled::Job) {
+            if (!queueExtra()) return Handled::Broken;
+            continue;
+          }
+          got = handle(rx, out, true);
+          if (got != Handled::Nothing && got != Handled::Job) return got;
         }
-        const auto h = handle(rx, out, true);
-        if (h != Handled::Nothing) return h;
+        if (got == Handled::Job) return got;
       }
       // The pidfd poll of closed() is a syscall: only when the caller looks around anyway.
       if (socket_too ? seg->closed() : seg->released()) return Handled::Broken;
@@ -291,7 +332,60 @@ struct ServerSource::Impl {
     return Handled::Nothing;
   }
 
+  /// A JobAssigned behind the first in a reply record (in `rx`): queued. false = the server broke
+  /// the protocol (more jobs than asked, another request's, another worker's).
+  bool queueExtra() {
+    auto* a = std::get_if<protocol::JobAssigned>(&rx);
+    if (a == nullptr || extra_left == 0 || a->request_seq != extra_seq || a->payload_omitted ||
+        a->locked_by != name || queued_count == kQueueCap) {
+      spdlog::error("protocol error: a reply record's further frame is not a job this worker asked for");
+      return false;
+    }
+    --extra_left;
+    protocol::assignJob(*a, queued[(queued_head + queued_count++) % kQueueCap]);
+    return true;
+  }
+
+  /// The job now begun: in hand for an abort, and named in the slot for the server should this
+  /// process die (what it holds besides is given back).
+  NextStatus begin(Job& out) {
+    in_hand = out.id;
+    if (seg) seg->markStarted(static_cast<std::uint64_t>(out.id));
+    started_ns = monotonicNs();
+    return NextStatus::Job;
+  }
+
+  /// Jobs to ask for: enough to cover kBatchWindowNs at this worker's pace, through the ring only.
+  std::uint16_t jobsToAsk(bool socket_only) const {
+    if (!seg || socket_only) return 1;
+    const double n = kBatchWindowNs / std::max(job_ns, 1.0);
+    return static_cast<std::uint16_t>(std::clamp(n, 1.0, static_cast<double>(kQueueCap)));
+  }
+
   NextStatus next(Job& out) {
+    if (queued_count > 0) {
+      // The jobs the last reply carried, while the server still serves this slot (a server that
+      // dropped us gives them back; we must not run them).
+      if (stop || !seg || seg->released() || !client.connected()) {
+        dropQueued();
+      } else {
+        // The previous result goes now, without waking a sleeping server: nothing waits on it.
+        if (held_len != 0) {
+          const std::size_t n = std::exchange(held_len, 0);
+          const auto pushed = seg->pushRequest(std::span<const std::byte>(held_result.data(), n), /*wake=*/false);
+          if (pushed != shm::PushResult::Ok &&
+              !((pushed == shm::PushResult::Full || pushed == shm::PushResult::TooLarge) &&
+                client.send(unacked.back().message).ok())) {
+            disconnect();
+            return next(out);
+          }
+        }
+        std::swap(out, queued[queued_head]);
+        queued_head = (queued_head + 1) % kQueueCap;
+        --queued_count;
+        return begin(out);
+      }
+    }
     for (;;) {
       if (stop) return NextStatus::Stop;
       if (!connect()) return NextStatus::Interrupted;
@@ -300,10 +394,16 @@ struct ServerSource::Impl {
       // A Reserve sent on the socket becomes the client's outstanding request by itself; one
       // sent through the ring must be registered, since its reply may come either way.
       if (seg && !socket_only) client.setPendingReserve(seq);
-      if (!postReserve(protocol::Message(protocol::Reserve{seq, static_cast<std::int64_t>(monotonicNs())}), socket_only)) {
+      asked = jobsToAsk(socket_only);
+      extra_left = 0;
+      protocol::Reserve reserve{seq, static_cast<std::int64_t>(monotonicNs())};
+      reserve.max_jobs = asked;
+      if (!postReserve(protocol::Message(reserve), socket_only)) {
         disconnect();
         continue;
       }
+      // The last result is in the ring (or on the socket) now: nothing begun is unreported.
+      if (seg) seg->markStarted(0);
       // The socket and the interrupt fd are looked at (two syscalls) only when the ring has been
       // quiet for a wait: on the hot path a reply is in the ring after one spin.
       bool look_around = !seg;
@@ -311,8 +411,7 @@ struct ServerSource::Impl {
         const auto h = poll(out, look_around || client.hasBuffered());
         if (h == Handled::Job) {
           client.setPendingReserve(std::nullopt);
-          in_hand = out.id;
-          return NextStatus::Job;
+          return begin(out);
         }
         if (h == Handled::Stop) return NextStatus::Stop;
         if (h == Handled::Broken) {
@@ -343,6 +442,10 @@ struct ServerSource::Impl {
   void report(const JobResult& r) {
     protocol::Message m = protocol::toResultFrame(r, next_seq++);
     in_hand.reset();
+    if (started_ns != 0) {
+      const auto took = static_cast<double>(monotonicNs() - std::exchange(started_ns, 0));
+      job_ns = job_ns >= 1e9 ? took : job_ns * 0.875 + took * 0.125;
+    }
     // The previous result still held means no next() came between: it goes first, alone.
     if (seg && !flushHeld()) disconnect();
     unacked.push_back(Unacked{r.id, std::move(m)});
@@ -361,7 +464,9 @@ struct ServerSource::Impl {
     // Give the server a moment to make our last results durable, then say goodbye.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     Job ignored;
+    dropQueued();  // never begun: the server gives them back once we are gone
     if (seg && !flushHeld()) disconnect();
+    if (seg) seg->markStarted(0);
     while (!unacked.empty() && std::chrono::steady_clock::now() < deadline) {
       if (!client.connected()) {
         if (!connect()) break;

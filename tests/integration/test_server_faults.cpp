@@ -82,12 +82,12 @@ TEST_F(ServerFaults, WorkerKilledWhileRunning) {
   EXPECT_EQ(stat("jobs_rescheduled_died"), 2);
 }
 
-// A job handed to a worker that dies before reading it: the server cannot know whether it ran, so
-// it is treated as a death ("process died", an attempt), as inst-jobs' orphan recovery does.
+// A job handed to a socket worker that dies before reading it: the server cannot know whether it
+// ran, so it is treated as a death ("process died", an attempt), as inst-jobs' orphan recovery does.
 TEST_F(ServerFaults, WorkerLostWithJobInFlight) {
   auto server = startServer();
   TestClient c;
-  ASSERT_TRUE(c.connect(socketPath(), host() + ":2", {}, protocol::Transport::Shm));
+  ASSERT_TRUE(c.connect(socketPath(), host() + ":2", {}, protocol::Transport::Socket));
   ASSERT_TRUE(c.reserve());
   ASSERT_TRUE(waitStats(statIs("workers_waiting", 1)));
   const JobId id = put(job("hostq.noop"));
@@ -96,6 +96,66 @@ TEST_F(ServerFaults, WorkerLostWithJobInFlight) {
   ASSERT_TRUE(waitUntil([&] { return !exists(id); })) << "job stayed locked for a dead worker";
   EXPECT_EQ(failedError(id), "process died");
   EXPECT_EQ(queryInt("SELECT attempts FROM failed_jobs WHERE original_job_id = " + std::to_string(id)), 1);
+}
+
+// Over shared memory the slot says which job its worker began (startedJob): a job handed out and
+// never begun is given back when the worker is gone, without an attempt.
+TEST_F(ServerFaults, ShmWorkerLostBeforeBeginningItsJobGivesItBack) {
+  auto server = startServer();
+  TestClient c;
+  ASSERT_TRUE(c.connect(socketPath(), host() + ":2", {}, protocol::Transport::Shm));
+  ASSERT_TRUE(c.usesRing());
+  ASSERT_TRUE(c.reserve());
+  ASSERT_TRUE(waitStats(statIs("workers_waiting", 1)));
+  const JobId id = put(job("hostq.noop"));
+  ASSERT_TRUE(waitStats(statIs("workers_working", 1)));
+  c.close();  // never read the assignment, never marked it begun
+  ASSERT_TRUE(waitStats(statIs("jobs_given_back", 1), 20s)) << "the unbegun job was not given back";
+  ASSERT_TRUE(waitUntil([&] { return count("id = " + std::to_string(id) + " AND locked_by IS NULL") == 1; }))
+      << "job stayed locked for a dead worker";
+  EXPECT_EQ(queryInt("SELECT attempts FROM delayed_jobs WHERE id = " + std::to_string(id)), 0);
+  EXPECT_EQ(stat("jobs_rescheduled_died"), 0);
+  EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 0);
+}
+
+// A worker whose jobs are short takes several per request (one reply record); killed with -9
+// while it runs the first, that one is an attempt ("process died") and the jobs it held behind it,
+// never begun, are given back with no attempt, then run once each by another worker.
+TEST_F(ServerFaults, WorkerKilledWithJobsQueuedBehindItsOwnGivesThemBack) {
+  auto server = startServer();
+  const std::string file = dir() + "/append.log";
+  // In priority order: one short job (the worker's first request goes over the socket and takes
+  // one; the job teaches it that its jobs are short), the job it is killed in, then short jobs
+  // that its next request, through the ring, takes in the same reply.
+  NewJob warm = job("hostq.noop");
+  warm.priority = 0;
+  const JobId warmed = put(warm);
+  NewJob blocker = job("hostq.sleep");
+  blocker.payload = "60000";
+  blocker.priority = 1;
+  const JobId blocked = put(blocker);
+  const auto queued = enqueueAppend(6, file, "queue", 10);
+  auto w = startWorker();
+  ASSERT_TRUE(waitStats([](const std::string& s) { return statNumber(s, "extra_jobs_handed_out").value_or(0) >= 1; }, 20s))
+      << "the worker never took several jobs in one reply\n" << w.log();
+  const double extras = stat("extra_jobs_handed_out");
+  // Begun: its lock is written under the worker's name (at the latest when its batch closes).
+  ASSERT_TRUE(waitUntil([&] { return count("id = " + std::to_string(blocked) + " AND locked_by = '" + workerName(w.pid()) + "'") == 1; }, 20s))
+      << w.log();
+  w.kill9();
+  ASSERT_TRUE(waitStats([&](const std::string& s) {
+    return statNumber(s, "jobs_given_back").value_or(0) == extras && statNumber(s, "jobs_rescheduled_died").value_or(0) == 1;
+  }, 20s)) << stats();
+  ASSERT_TRUE(waitUntil([&] { return !exists(blocked); })) << "the running job was not rescheduled";
+  EXPECT_EQ(failedError(blocked), "process died");
+  ASSERT_TRUE(waitUntil([&] { return count("locked_by IS NOT NULL") == 0; })) << "given-back jobs stayed locked";
+  EXPECT_EQ(count("attempts > 0"), 0) << "a job given back counted an attempt";
+  EXPECT_TRUE(appendLog(file).empty()) << "a job queued behind the running one ran before the kill";
+  EXPECT_FALSE(exists(warmed));
+
+  auto again = startWorker();
+  ASSERT_TRUE(waitUntil([&] { return appendLog(file).size() == queued.size(); }, 20s)) << again.log();
+  for (const auto& [id, workers] : appendLog(file)) EXPECT_EQ(workers.size(), 1u) << "job " << id << " ran twice";
 }
 
 // A ring record may carry a result and the next Reserve (what a worker sends per job). One whose
