@@ -64,6 +64,7 @@ TEST_F(ServerFaults, WorkerKilledWhileRunning) {
     // Running: locked by the worker's name (assigned directly or transferred after a flush).
     ASSERT_TRUE(waitUntil([&] { return count("id = " + std::to_string(id) + " AND locked_by = '" + name + "'") == 1; }))
         << "job " << id << " never ran on " << name << "\n" << w.log();
+    ASSERT_TRUE(waitUntil([&] { return sleepingInHandler(w.pid()); })) << "job " << id << " never began";
     w.kill9();
     ASSERT_TRUE(waitUntil([&] { return !exists(id) || count("id = " + std::to_string(id) + " AND locked_by IS NULL") == 1; }))
         << "job " << id << " still locked after its worker died";

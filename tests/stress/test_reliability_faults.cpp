@@ -49,6 +49,10 @@ TEST_F(ReliabilityFaults, WorkerKilledMidJobIsRescheduledAndReplaced) {
   const std::string job = victim_row.substr(0, sp);
   const std::string owner = victim_row.substr(sp + 1);
   const pid_t victim = static_cast<pid_t>(std::stol(owner.substr(owner.find(':') + 1)));
+  // Begun, not only handed out: the worker sleeps in its handler (the job lasts 300 ms; it is
+  // still this one once the worker sleeps, as it was locked by it just before).
+  ASSERT_TRUE(waitUntil([&] { return sleepingInHandler(victim); }, 10s)) << farm.log();
+  ASSERT_EQ(query("SELECT locked_by FROM delayed_jobs WHERE id = " + job), owner) << "the job ended before the kill";
   const auto before = farm.workerPids();
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   const auto killed_at = Clock::now();

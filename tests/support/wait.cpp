@@ -1,6 +1,10 @@
 #include "support/wait.hpp"
 
+#include <sys/syscall.h>
+
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace hostq::test {
@@ -30,6 +34,17 @@ bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds time
 bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
                std::chrono::milliseconds interval) {
   return poll(cond, timeout, interval, interval);
+}
+
+bool sleepingInHandler(pid_t pid) {
+  // The syscall the thread is blocked in: its number first (or "running").
+  std::ifstream f("/proc/" + std::to_string(pid) + "/syscall");
+  long nr = -1;
+  if (!(f >> nr)) return false;
+#ifdef SYS_nanosleep
+  if (nr == SYS_nanosleep) return true;
+#endif
+  return nr == SYS_clock_nanosleep;
 }
 
 }  // namespace hostq::test
