@@ -35,7 +35,7 @@ TEST_F(PoolCli, RestartsAWorkerKilledWithKill9AndReschedulesItsJob) {
     auto pids = statsWorkers();
     return std::count(pids.begin(), pids.end(), victim) == 1;
   }, 10s));
-  ASSERT_TRUE(waitUntil([&] { return sleepingInHandler(victim); }, 10s)) << "the job never began";
+  ASSERT_TRUE(waitUntil([&] { return hostq::test::sleepingInHandler(victim); }, 10s)) << "the job never began";
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
 
   ASSERT_TRUE(waitUntil([&] {
