@@ -186,6 +186,9 @@ class Reserver final : public WorkerJobs {
     // What the close in flight carries:
     std::vector<PendingResult> closing_completes, closing_fails;
     std::vector<std::pair<JobId, std::string>> promoting;  ///< job, worker name
+    /// The key of its claim's last row: rows up to it were claimed or skipped by this batch.
+    std::optional<ReserveRequest::Key> last_key;
+    bool bounded = false;  ///< its claim started past another open batch's last_key
   };
   struct Group {
     WorkerConfig config;
@@ -205,6 +208,9 @@ class Reserver final : public WorkerJobs {
     SteadyClock::time_point rate_since{};
     double rate_per_s = 0;
     std::chrono::nanoseconds reserve_latency{0};
+    /// Held-lock claims that started past the open batches since the last one from the head of
+    /// the queue (which finds rows given back below that key, and new jobs of higher priority).
+    int bounded_claims = 0;
     /// Held-lock mode: singletons still take the written-lock claim, asked for separately.
     bool singletons_exhausted = false;
     SteadyClock::time_point singletons_at{};

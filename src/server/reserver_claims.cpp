@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "server/reserver.hpp"
 
@@ -13,6 +14,8 @@ namespace hostq::server {
 namespace {
 using Claim = JobLedger::Claim;
 using Work = JobLedger::Work;
+/// Held-lock claims in a row that start past the open batches before one starts from the head.
+constexpr int kBoundedClaims = 4;
 }  // namespace
 
 bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
@@ -232,6 +235,20 @@ bool Reserver::openBatchFor(std::size_t gi, SteadyClock::time_point now) {
   w.kind = BatchWork::Kind::Open;
   w.group = gi;
   w.limit = limit;
+  // Start past the rows this server's open batches hold: a claim from the head of the queue
+  // walks every one of them and fails to lock each (docs/server.md, "Claims start past the open
+  // batches"). Every kBoundedClaims-th claim starts from the head anyway.
+  if (g.bounded_claims < kBoundedClaims) {
+    for (const Batch& ob : m_batches) {
+      if ((ob.state != Batch::State::Open && ob.state != Batch::State::Closing) || ob.group != gi || !ob.last_key)
+        continue;
+      const auto& k = *ob.last_key;
+      if (!w.request.after || std::tie(w.request.after->priority, w.request.after->run_at, w.request.after->id) <
+                                  std::tie(k.priority, k.run_at, k.id))
+        w.request.after = k;
+    }
+  }
+  g.bounded_claims = w.request.after ? g.bounded_claims + 1 : 0;
   w.request.queue = g.config.queue;
   w.request.min_priority = g.config.min_priority;
   w.request.max_priority = g.config.max_priority;
@@ -240,6 +257,7 @@ bool Reserver::openBatchFor(std::size_t gi, SteadyClock::time_point now) {
         m_settings.forced_latency_amount);
   Batch& b = m_batches[static_cast<std::size_t>(free)];
   b = Batch{};
+  b.bounded = w.request.after.has_value();
   b.state = Batch::State::Opening;
   b.group = gi;
   b.opened_at = now;
@@ -286,6 +304,15 @@ void Reserver::applyOpen(int bi, BatchOutcome& out, SteadyClock::time_point now)
   ++m_stats.reservations;
   m_stats.reserved_rows += out.jobs.size();
   noteClaim(g, out.jobs.size(), static_cast<std::size_t>(out.limit), g.reserve_started, now);
+  if (b.bounded && out.jobs.size() < static_cast<std::size_t>(out.limit)) {
+    // Short past the open batches says nothing of the rows before them: ask from the head next.
+    g.exhausted = false;
+    g.bounded_claims = kBoundedClaims;
+  }
+  if (!out.jobs.empty()) {
+    const Job& last = out.jobs.back();
+    b.last_key = ReserveRequest::Key{last.priority, last.run_at, last.id};
+  }
   if (out.ended) {  // an empty claim, already committed by the channel: no batch
     b = Batch{};
     return;

@@ -325,11 +325,15 @@ class PgStore final : public Store, public store::HeldClaims {
     try {
       m_conn.simple("BEGIN", Phase::Idle);
       m_batchOpen = true;
-      PgResult r = m_conn.exec(
-          sql("claim_held"),
-          {Param(req.queue), num(req.min_priority), num(req.max_priority), num(std::max(0, limit)),
-           num(std::max<std::int64_t>(0, req.forced_latency.count()))},
-          Phase::InTxn, PgConnection::ResultFormat::Binary);
+      std::vector<Param> params{Param(req.queue), num(req.min_priority), num(req.max_priority),
+                                num(std::max(0, limit)), num(std::max<std::int64_t>(0, req.forced_latency.count()))};
+      if (req.after) {
+        params.push_back(num(req.after->priority));
+        params.push_back(num(store::micros(req.after->run_at)));
+        params.push_back(num(req.after->id));
+      }
+      PgResult r = m_conn.exec(req.after ? sql("claim_held_after") : sql("claim_held"), params, Phase::InTxn,
+                               PgConnection::ResultFormat::Binary);
       std::vector<Job> jobs;
       jobs.reserve(static_cast<std::size_t>(r.rows()));
       const ClaimedRowReader job(r);

@@ -30,6 +30,13 @@ struct ReserveRequest {
   /// Only singleton jobs (the server's held-lock mode claims everything else without writing,
   /// but a singleton's uniqueness is keyed on its written lock).
   bool singletons_only = false;
+  /// Held-lock claims: only rows after this (priority, run_at, id) key, in claim order.
+  struct Key {
+    int priority = 0;
+    TimePoint run_at{};
+    JobId id = 0;
+  };
+  std::optional<Key> after;
 };
 
 struct ReserveResult {

@@ -127,6 +127,32 @@ TEST_F(StoreHeld, ClaimOrderIsPriorityThenRunAtThenIdAndSkipsSingletons) {
   EXPECT_EQ(res.prefetched[0].id, single);
 }
 
+// A claim that starts past a key (the last row of the server's open batches) takes only rows after
+// it in claim order, ties on priority and run_at broken by id, and none before it.
+TEST_F(StoreHeld, AClaimAfterAKeyTakesOnlyTheRowsPastItInClaimOrder) {
+  const TimePoint at = nowUtc() - 10s;
+  std::vector<JobId> ids;  // claim order: (1, at), (1, at), (1, at + 1 s), (2, at - 5 s)
+  for (auto [p, t] : std::vector<std::pair<int, TimePoint>>{{1, at}, {1, at}, {1, at + 1s}, {2, at - 5s}}) {
+    auto j = job();
+    j.priority = p;
+    j.run_at = t;
+    ids.push_back(put(j));
+  }
+  auto conn = batchStore();
+  ReserveRequest r = queue();
+  r.after = ReserveRequest::Key{1, at, ids[0]};
+  const auto claimed = store::heldClaims(*conn).openBatch(r, 10);
+  ASSERT_EQ(claimed.size(), 3u);
+  EXPECT_EQ(claimed[0].id, ids[1]) << "same priority and run_at, larger id";
+  EXPECT_EQ(claimed[1].id, ids[2]) << "same priority, later run_at";
+  EXPECT_EQ(claimed[2].id, ids[3]) << "larger priority, whatever its run_at";
+  // The row before the key is free for a claim from the head.
+  auto other = batchStore("hostq held test 2");
+  const auto head = store::heldClaims(*other).openBatch(queue(), 10);
+  ASSERT_EQ(head.size(), 1u);
+  EXPECT_EQ(head[0].id, ids[0]);
+}
+
 TEST_F(StoreHeld, CloseDeletesCompletesReschedulesFailuresPromotesRunningAndReleasesTheRest) {
   std::vector<JobId> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(put(job()));

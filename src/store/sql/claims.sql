@@ -51,6 +51,18 @@ SELECT {{claimed_job_columns}} FROM delayed_jobs
    AND priority BETWEEN $2::int AND $3::int AND queue = $1::varchar
  ORDER BY priority, run_at, id LIMIT $4::int FOR UPDATE SKIP LOCKED
 
+-- name: claim_held_after
+-- claim_held for rows after ($6 priority, $7 run_at µs, $8 id) in claim order only: every row
+-- before that key that claim_held would find is held by this server's open batches, and walking
+-- past them (each a failed row lock under SKIP LOCKED) was most of a claim's cost in a burn-down
+-- (docs/server.md, "Claims start past the open batches"). The row comparison is an index bound.
+SELECT {{claimed_job_columns}} FROM delayed_jobs
+ WHERE run_at <= (now() AT TIME ZONE 'UTC') - $5::int8 * interval '1 microsecond'
+   AND locked_at IS NULL AND next_in_strand = true AND singleton IS NULL
+   AND priority BETWEEN $2::int AND $3::int AND queue = $1::varchar
+   AND (priority, run_at, id) > ($6::int, 'epoch'::timestamp + $7::int8 * interval '1 microsecond', $8::int8)
+ ORDER BY priority, run_at, id LIMIT $4::int FOR UPDATE SKIP LOCKED
+
 -- name: complete_held
 -- Completes claimed rows. The row lock makes the guard redundant while the transaction lives;
 -- it keeps a retry on a new connection (after the batch was lost) from deleting a row somebody
