@@ -347,6 +347,7 @@ struct Runner::Impl {
     w.transport = c.transport;
     w.builtin_handlers = true;
     if (c.worker_nice >= 0) w.nice = c.worker_nice;
+    if (c.jobs_per_request > 0) w.jobs_per_request = c.jobs_per_request;
     o.settings.workers = {w};
     o.schema = db.schema();
     o.run_server = c.transport != Transport::Direct;

@@ -23,6 +23,9 @@ void addWorkerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--memory-high-water", f.memory_high_water, "a worker exits when its RSS passes this (bytes; k/M/G)");
   cmd.add_option("--worker-nice", f.worker_nice, "added to each worker's nice value (0-19; default 5: the server keeps the CPU first)")
       ->check(CLI::Range(0, 19));
+  cmd.add_option("--jobs-per-request", f.jobs_per_request,
+                 "most jobs a shared-memory worker takes per request while its jobs are short (1-8; default 8; 1 = one at a time)")
+      ->check(CLI::Range(1, 8));
   cmd.add_option("--max-attempts", f.max_attempts, "default max attempts of jobs that have none")->check(CLI::Range(1, 1000000));
   cmd.add_flag("--delete-failed-jobs", f.delete_failed_jobs, "delete permanently failed jobs instead of moving them to failed_jobs");
 }
@@ -74,6 +77,7 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
     if (f.builtin_handlers) w.builtin_handlers = true;
     if (f.max_job_count) w.max_job_count = *f.max_job_count;
     if (f.worker_nice) w.nice = *f.worker_nice;
+    if (f.jobs_per_request) w.jobs_per_request = *f.jobs_per_request;
     if (f.memory_high_water) {
       auto b = config_detail::parseByteSize(*f.memory_high_water);
       if (!b) throw ValidationError("--memory-high-water: not a size: " + *f.memory_high_water);

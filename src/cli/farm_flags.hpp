@@ -23,6 +23,7 @@ struct FarmFlags {
   bool builtin_handlers = false;
   std::optional<std::int64_t> max_job_count;
   std::optional<int> worker_nice;
+  std::optional<int> jobs_per_request;
   std::optional<std::string> memory_high_water;
   // server settings
   std::optional<int> fetch_batch_size;

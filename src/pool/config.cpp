@@ -168,7 +168,7 @@ const std::set<std::string, std::less<>> kTopLevelOnly = {"server", "database_ur
 const std::set<std::string, std::less<>> kWorkerKeys = {
     "queue",         "min_priority",      "max_priority",             "workers",         "transport",
     "max_job_count", "memory_high_water", "worker_max_job_count", "worker_memory_high_water", "builtin_handlers",
-    "nice"};
+    "nice",          "jobs_per_request"};
 
 // inst-jobs settings (Delayed::Settings) that a delayed_jobs.yml may carry at its top level and
 // that hostq applies to the pool (see Loader::instJobsSetting).
@@ -683,6 +683,8 @@ class Loader {
         w.builtin_handlers = boolean(v, at.where);
       } else if (key == "nice") {
         w.nice = static_cast<int>(integer(v, at.where, 0, 19));
+      } else if (key == "jobs_per_request") {
+        w.jobs_per_request = static_cast<int>(integer(v, at.where, 1, 8));
       } else {
         // Extras are part of the grouping key, compared as text: only scalars have an obvious one.
         if (!v.IsScalar()) fail(v, at.where, "extra worker keys must be single values (strings or numbers)");

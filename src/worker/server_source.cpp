@@ -75,6 +75,7 @@ struct ServerSource::Impl {
   static constexpr std::size_t kQueueCap = protocol::kMaxJobsPerReserve;
   std::array<Job, kQueueCap> queued;
   std::size_t queued_head = 0, queued_count = 0;
+  std::uint16_t most_jobs = kQueueCap;  ///< the worker's jobs_per_request setting
   std::uint16_t asked = 1;           ///< max_jobs of the Reserve outstanding
   std::uint64_t extra_seq = 0;       ///< the request whose reply may still carry jobs
   std::size_t extra_left = 0;        ///< how many more that reply may carry
@@ -359,7 +360,7 @@ struct ServerSource::Impl {
   std::uint16_t jobsToAsk(bool socket_only) const {
     if (!seg || socket_only) return 1;
     const double n = kBatchWindowNs / std::max(job_ns, 1.0);
-    return static_cast<std::uint16_t>(std::clamp(n, 1.0, static_cast<double>(kQueueCap)));
+    return static_cast<std::uint16_t>(std::clamp(n, 1.0, static_cast<double>(most_jobs)));
   }
 
   NextStatus next(Job& out) {
@@ -490,8 +491,9 @@ struct ServerSource::Impl {
 };
 
 ServerSource::ServerSource(std::string socket_path, std::string name, WorkerConfig config,
-                           Transport transport, int interrupt_fd)
+                           Transport transport, int interrupt_fd, int jobs_per_request)
     : m_name(name), m_impl(std::make_unique<Impl>()) {
+  m_impl->most_jobs = static_cast<std::uint16_t>(std::clamp<int>(jobs_per_request, 1, Impl::kQueueCap));
   m_impl->owner = this;
   m_impl->path = std::move(socket_path);
   m_impl->name = std::move(name);

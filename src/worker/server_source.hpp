@@ -10,14 +10,16 @@
 
 #include "hostq/config.hpp"
 #include "hostq/worker_config.hpp"
+#include "protocol/messages.hpp"
 #include "worker/job_source.hpp"
 
 namespace hostq::worker {
 
 class ServerSource final : public JobSource {
  public:
+  /// `jobs_per_request`: the most jobs one request takes through the ring (1…8).
   ServerSource(std::string socket_path, std::string name, WorkerConfig config, Transport transport,
-               int interrupt_fd);
+               int interrupt_fd, int jobs_per_request = protocol::kMaxJobsPerReserve);
   ~ServerSource() override;
   NextStatus next(Job& out) override;
   void report(const JobResult& result) override;

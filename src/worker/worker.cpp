@@ -221,7 +221,8 @@ struct Worker::Impl {
     } else {
       source = std::make_unique<worker::ServerSource>(resolveSocketPath(options.socket_path), name,
                                                       options.settings.config,
-                                                      options.settings.transport, interrupt_fd);
+                                                      options.settings.transport, interrupt_fd,
+                                                      options.settings.jobs_per_request);
     }
     source->onDecision([this](const FailResult& d) { decide(d); });
     watcher = std::thread([this] { watchSignals(); });

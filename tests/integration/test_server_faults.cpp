@@ -159,6 +159,23 @@ TEST_F(ServerFaults, WorkerKilledWithJobsQueuedBehindItsOwnGivesThemBack) {
   for (const auto& [id, workers] : appendLog(file)) EXPECT_EQ(workers.size(), 1u) << "job " << id << " ran twice";
 }
 
+// `jobs_per_request: 1` (flag --jobs-per-request) keeps a worker at one job per request, however
+// short its jobs; by default a worker with short jobs takes several.
+TEST_F(ServerFaults, JobsPerRequestOneTakesOneJobAtATime) {
+  auto server = startServer();
+  store->enqueueMany(std::vector<NewJob>(400, job("hostq.noop")));
+  auto single = startWorker({"--jobs-per-request", "1"});
+  ASSERT_TRUE(waitUntil([&] { return count("true") == 0; }, 30s, kCostlyPoll)) << single.log();
+  EXPECT_EQ(stat("extra_jobs_handed_out"), 0);
+  EXPECT_EQ(stat("jobs_handed_out"), 400);
+  single.kill9();
+  ASSERT_TRUE(waitStats(statIs("workers_shm", 0)));
+  store->enqueueMany(std::vector<NewJob>(400, job("hostq.noop")));
+  auto several = startWorker();
+  ASSERT_TRUE(waitUntil([&] { return count("true") == 0; }, 30s, kCostlyPoll)) << several.log();
+  EXPECT_GT(stat("extra_jobs_handed_out"), 0);
+}
+
 // A ring record may carry a result and the next Reserve (what a worker sends per job). One whose
 // framing is broken anywhere drops the worker before any of its frames is acted on.
 TEST_F(ServerFaults, ResultAndReserveShareARecordAndABrokenRecordDropsTheWorker) {

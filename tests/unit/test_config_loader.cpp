@@ -86,6 +86,7 @@ workers:
     memory_high_water: 512M
     builtin_handlers: true
     nice: 0
+    jobs_per_request: 1
   - transport: direct
     worker_max_job_count: 7
     worker_memory_high_water: 1024
@@ -101,6 +102,7 @@ workers:
   EXPECT_EQ(w.memory_high_water, 512LL << 20);
   EXPECT_TRUE(w.builtin_handlers);
   EXPECT_EQ(w.nice, 0);
+  EXPECT_EQ(w.jobs_per_request, 1);
   EXPECT_TRUE(w.config.extra.empty());
   // inst-jobs spellings
   EXPECT_EQ(s.workers[1].transport, Transport::Direct);
@@ -112,6 +114,7 @@ workers:
   EXPECT_EQ(s.workers[1].config.max_priority, hostq::kMaxPriority);
   EXPECT_FALSE(s.workers[1].builtin_handlers);
   EXPECT_EQ(s.workers[1].nice, 5);
+  EXPECT_EQ(s.workers[1].jobs_per_request, 8);
 }
 
 TEST(ConfigLoader, ExtraKeysPassThroughAndTakePartInGrouping) {
@@ -226,6 +229,8 @@ TEST(ConfigLoader, RefusesBadWorkerValues) {
       {"- builtin_handlers: maybe", "workers[0].builtin_handlers: must be true or false"},
       {"- nice: 20", "workers[0].nice: must be between 0 and 19"},
       {"- nice: -1", "workers[0].nice: must be between 0 and 19"},
+      {"- jobs_per_request: 0", "workers[0].jobs_per_request: must be between 1 and 8"},
+      {"- jobs_per_request: 9", "workers[0].jobs_per_request: must be between 1 and 8"},
       {"- shard: [1, 2]", "workers[0].shard: extra worker keys must be single values"},
       {"- shard: {a: 1}", "workers[0].shard: extra worker keys must be single values"},
       {"- shard:", "workers[0].shard: extra worker keys must be single values"},
