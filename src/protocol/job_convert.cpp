@@ -28,14 +28,14 @@ void assignJobAssigned(const Job& job, std::uint64_t request_seq, JobAssigned& a
   a.request_seq = request_seq;
 }
 
-std::size_t jobAssignedFrameSize(const Job& job) noexcept {
+std::size_t jobAssignedFrameSize(const Job& job, std::string_view locked_by) noexcept {
   // The field list of JobAssigned (codec.cpp): strings are u32 length + bytes, optional strings
   // a presence byte first; integers at their width; bools one byte.
   auto str = [](std::size_t n) { return 4 + n; };
   auto opt = [&](const std::optional<std::string>& s) { return 1 + (s ? str(s->size()) : 0); };
   return kHeaderSize + 8 + str(job.tag.size()) + str(job.payload.size()) + 1 + 4 + 4 + 4 +
          str(job.queue.size()) + opt(job.strand) + opt(job.singleton) + 8 + 8 + 8 +
-         str(job.locked_by ? job.locked_by->size() : 0) + 8;
+         str(locked_by.size()) + 8;
 }
 
 void assignJob(const JobAssigned& a, Job& j) {

@@ -289,18 +289,18 @@ bool Reserver::enterHandOut(ClientId id, const Job& job, bool needs_transfer, in
 void Reserver::addExtras(Group& g, ClientId id) {
   Client& c = m_clients[id];
   std::size_t room = m_sink.replyRoom(id);
-  const std::size_t first = protocol::jobAssignedFrameSize(m_handing.front());
+  const std::size_t first = protocol::jobAssignedFrameSize(m_handing.front(), c.name);
   if (room <= first) return;
   room -= first;
   const auto now = SteadyClock::now();
   while (m_handing.size() < c.max_jobs &&
          g.prefetched.size() > g.waiting.size() + static_cast<std::size_t>(std::max(g.workers, 1))) {
     Prefetched& p = g.prefetched.front();
-    p.job.locked_by = c.name;
-    const std::size_t size = protocol::jobAssignedFrameSize(p.job);
+    const std::size_t size = protocol::jobAssignedFrameSize(p.job, c.name);
     if (size > room || m_ledger.holds(p.job.id)) break;
     if (!enterHandOut(id, p.job, true, p.batch, now)) break;
     room -= size;
+    p.job.locked_by = c.name;
     if (p.batch >= 0) {
       --m_batches[static_cast<std::size_t>(p.batch)].unhanded;
       m_heldPrefetched.erase(p.job.id);

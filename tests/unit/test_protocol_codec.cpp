@@ -8,6 +8,7 @@
 #include <set>
 
 #include "protocol/codec.hpp"
+#include "protocol/job_convert.hpp"
 #include "support/protocol_samples.hpp"
 
 // Counting the largest single allocation proves that sizes are checked before allocating.
@@ -97,6 +98,31 @@ TEST(ProtocolCodec, HotPathRequestsFitAShmRequestRecord) {
   EXPECT_LE(encodedSize(Complete{-1, ~0ull}), 252u);
   EXPECT_LE(encodedSize(Fail{1, 2, std::string(200, 'e'), true, false, 0}), 252u);
   EXPECT_GT(encodedSize(Fail{1, 2, std::string(300, 'e'), true, false, 0}), 252u);
+}
+
+// The server sizes a reply record of several jobs before it takes them: the size it computes must
+// be the frame's, with or without the optional strings, for the worker name it will carry.
+TEST(ProtocolCodec, JobAssignedFrameSizeIsTheEncodedSize) {
+  Job plain;
+  plain.id = 42;
+  plain.tag = "hostq.noop";
+  plain.queue = "queue";
+  Job full = plain;
+  full.payload = std::string(300, 'p');
+  full.strand = "s";
+  full.singleton = "one";
+  full.max_attempts = 3;
+  full.expires_at = TimePoint{std::chrono::microseconds{123}};
+  full.locked_by = "stale:1";  // replaced by the name given
+  for (const Job& j : {plain, full}) {
+    for (const std::string name : {"", "host:12345"}) {
+      Job named = j;
+      named.locked_by = name;
+      JobAssigned a;
+      assignJobAssigned(named, 7, a);
+      EXPECT_EQ(jobAssignedFrameSize(j, name), encodedSize(Message(a))) << j.payload.size() << " " << name;
+    }
+  }
 }
 
 TEST(ProtocolCodec, EveryTruncatedFrameIsRefused) {
