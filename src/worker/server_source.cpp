@@ -82,7 +82,7 @@ struct ServerSource::Impl {
   /// How long this worker's jobs take (EWMA of the time from next() to report()): a request
   /// asks for enough jobs to cover kBatchWindowNs of work, one when jobs are long.
   static constexpr double kBatchWindowNs = 100'000;
-  double job_ns = 1e9;  ///< starts long: one job per request until jobs prove short
+  double job_ns = 0;  ///< 0: no job timed yet (one job per request until jobs prove short)
   std::uint64_t started_ns = 0;
   /// Generation of a segment we could not attach: until a server of another generation
   /// answers, register over the socket (the server puts an shm worker's replies in a ring).
@@ -202,11 +202,12 @@ struct ServerSource::Impl {
   }
 
   /// Pushes the held result alone (no Reserve follows it now). false = the connection broke.
-  /// The held result is always `unacked.back()`: report() flushes before it appends.
-  bool flushHeld() {
+  /// The held result is always `unacked.back()`: report() flushes before it appends. `wake`:
+  /// ring the server's doorbell if it sleeps (not for a result a queued job follows at once).
+  bool flushHeld(bool wake = true) {
     if (held_len == 0) return true;
     const std::size_t n = std::exchange(held_len, 0);
-    switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n))) {
+    switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n), wake)) {
       case shm::PushResult::Ok: return true;
       case shm::PushResult::Full:
       case shm::PushResult::TooLarge: return client.send(unacked.back().message).ok();
@@ -358,7 +359,7 @@ struct ServerSource::Impl {
 
   /// Jobs to ask for: enough to cover kBatchWindowNs at this worker's pace, through the ring only.
   std::uint16_t jobsToAsk(bool socket_only) const {
-    if (!seg || socket_only) return 1;
+    if (!seg || socket_only || job_ns <= 0) return 1;
     const double n = kBatchWindowNs / std::max(job_ns, 1.0);
     return static_cast<std::uint16_t>(std::clamp(n, 1.0, static_cast<double>(most_jobs)));
   }
@@ -371,15 +372,9 @@ struct ServerSource::Impl {
         dropQueued();
       } else {
         // The previous result goes now, without waking a sleeping server: nothing waits on it.
-        if (held_len != 0) {
-          const std::size_t n = std::exchange(held_len, 0);
-          const auto pushed = seg->pushRequest(std::span<const std::byte>(held_result.data(), n), /*wake=*/false);
-          if (pushed != shm::PushResult::Ok &&
-              !((pushed == shm::PushResult::Full || pushed == shm::PushResult::TooLarge) &&
-                client.send(unacked.back().message).ok())) {
-            disconnect();
-            return next(out);
-          }
+        if (!flushHeld(/*wake=*/false)) {
+          disconnect();
+          return next(out);
         }
         std::swap(out, queued[queued_head]);
         queued_head = (queued_head + 1) % kQueueCap;
@@ -444,8 +439,8 @@ struct ServerSource::Impl {
     protocol::Message m = protocol::toResultFrame(r, next_seq++);
     in_hand.reset();
     if (started_ns != 0) {
-      const auto took = static_cast<double>(monotonicNs() - std::exchange(started_ns, 0));
-      job_ns = job_ns >= 1e9 ? took : job_ns * 0.875 + took * 0.125;
+      const auto took = std::max(1.0, static_cast<double>(monotonicNs() - std::exchange(started_ns, 0)));
+      job_ns = job_ns <= 0 ? took : job_ns * 0.875 + took * 0.125;
     }
     // The previous result still held means no next() came between: it goes first, alone.
     if (seg && !flushHeld()) disconnect();
