@@ -59,6 +59,11 @@ struct ServerSettings {
   /// Held-lock batch channels (connections that each hold one claim transaction open): the
   /// claim writes nothing (docs/server.md). 0 = every claim writes its lock, as inst-jobs does.
   int held_batches = 3;
+  /// Held-lock claims only while at most this many hosts are live (heartbeats in hostq_hosts);
+  /// beyond, written-lock claims: a host's held rows read unlocked, so every other host's claim
+  /// walks and skips them, and that cost grows with the number of hosts (docs/performance.md,
+  /// "Scale-out on one database"). 0 = held-lock claims whatever the number of hosts.
+  int held_max_hosts = 4;
   /// The longest a held-lock batch stays open: then its running jobs are promoted to written
   /// locks and the rest is committed. Bounds the transaction's age (vacuum horizon).
   std::chrono::milliseconds batch_max_open{200};

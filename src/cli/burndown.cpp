@@ -341,6 +341,7 @@ struct Runner::Impl {
     // previous run stopped gracefully), so waiting would only add 3 s to every run.
     o.settings.server.restart_grace = std::chrono::milliseconds(0);
     if (c.held_batches >= 0) o.settings.server.held_batches = c.held_batches;
+    if (c.held_max_hosts >= 0) o.settings.server.held_max_hosts = c.held_max_hosts;
     if (c.batch_max_open.count() > 0) o.settings.server.batch_max_open = c.batch_max_open;
     WorkerSettings w;
     w.config.workers = c.workers;

@@ -94,6 +94,7 @@ struct RunConfig {
   /// default hostname / "benchhost").
   std::string hostname_stem;
   int held_batches = -1;  ///< the server's held-lock batch channels; < 0: its default
+  int held_max_hosts = -1;  ///< the server's held_max_hosts; < 0: its default
   int worker_nice = -1;   ///< WorkerSettings::nice; < 0: its default
   int jobs_per_request = 0;  ///< WorkerSettings::jobs_per_request; 0: its default
   std::chrono::milliseconds batch_max_open{0};  ///< the server's batch bound; 0: its default

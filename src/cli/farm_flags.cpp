@@ -40,6 +40,8 @@ void addServerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--restart-grace", f.restart_grace, "after a restart, wait this for workers to reclaim their jobs");
   cmd.add_option("--reconnect-grace", f.reconnect_grace, "a live worker that lost its connection keeps its jobs this long (5s)");
   cmd.add_option("--held-batches", f.held_batches, "held-lock batch connections (claims that write nothing); 0 = written locks (3)");
+  cmd.add_option("--held-max-hosts", f.held_max_hosts,
+                 "held-lock claims only while at most this many hosts are live, else written locks (4; 0 = always)");
   cmd.add_option("--batch-max-open", f.batch_max_open, "longest a held-lock batch stays open before its running jobs are promoted (200ms)");
   cmd.add_option("--host-timeout", f.host_timeout,
                  "DURATION: a host without a heartbeat this long is dead and its jobs are recovered (60s; 0 = never)");
@@ -97,6 +99,7 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (f.restart_grace) v.restart_grace = duration(f.restart_grace, "--restart-grace");
   if (f.reconnect_grace) v.reconnect_grace = duration(f.reconnect_grace, "--reconnect-grace");
   if (f.held_batches) v.held_batches = *f.held_batches;
+  if (f.held_max_hosts) v.held_max_hosts = *f.held_max_hosts;
   if (f.batch_max_open) v.batch_max_open = duration(f.batch_max_open, "--batch-max-open");
   if (f.host_timeout) v.host_timeout = duration(f.host_timeout, "--host-timeout");
   if (f.slow_exit_timeout) s.slow_exit_timeout = duration(f.slow_exit_timeout, "--slow-exit-timeout");
@@ -114,6 +117,7 @@ PoolSettings buildSettings(const FarmFlags& f, const CommonOptions& common) {
   if (v.fetch_batch_size < 1 || v.max_batch < 1 || v.flush_batch < 1 || v.max_workers < 0)
     throw ValidationError("batch sizes must be at least 1");
   if (v.held_batches < 0 || v.held_batches > 16) throw ValidationError("--held-batches: 0 to 16");
+  if (v.held_max_hosts < 0) throw ValidationError("--held-max-hosts: 0 or more");
   if (v.batch_max_open.count() < 1) throw ValidationError("--batch-max-open: at least 1ms");
   return s;
 }

@@ -35,6 +35,7 @@ struct FarmFlags {
   std::optional<std::string> restart_grace;
   std::optional<std::string> reconnect_grace;
   std::optional<int> held_batches;
+  std::optional<int> held_max_hosts;
   std::optional<std::string> batch_max_open;
   std::optional<std::string> host_timeout;
   std::optional<std::string> slow_exit_timeout;

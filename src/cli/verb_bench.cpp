@@ -28,6 +28,7 @@ struct BenchFlags {
   std::string out;
   int timeout_s = 600;
   int held_batches = -1;
+  int held_max_hosts = -1;
   int worker_nice = -1;
   int jobs_per_request = 0;
   std::string batch_max_open;
@@ -111,6 +112,7 @@ int runBench(const BenchFlags& f, const CommonOptions& common) {
         c.sleep_ms = sleepMs;
         c.append_file = appendFile;
         c.held_batches = f.held_batches;
+        c.held_max_hosts = f.held_max_hosts;
         c.worker_nice = f.worker_nice;
         c.jobs_per_request = f.jobs_per_request;
         c.batch_max_open = batchMaxOpen;
@@ -228,6 +230,9 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   cmd.add_option("--jobs-per-request", f->jobs_per_request,
                  "most jobs a worker takes per request while its jobs are short (1-8; default: the workers' default, 8)")
       ->check(CLI::Range(1, 8));
+  cmd.add_option("--held-max-hosts", f->held_max_hosts,
+                 "the server's held_max_hosts: held-lock claims only while at most this many hosts are live (0 = always; default: the server's)")
+      ->check(CLI::Range(0, 100000));
   cmd.add_option("--batch-max-open", f->batch_max_open, "the server's held-lock batch bound (e.g. 200ms; default: the server's)");
   cmd.add_option("--jobs", f->jobs, "jobs per run (all hosts together)")->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
   cmd.add_option("--payload-bytes", f->payload_bytes, "payload size of each job")->check(CLI::Range(0, 1 << 20));

@@ -598,6 +598,7 @@ class Loader {
            s.held_batches = count(v, w, 0);
            if (s.held_batches > 16) fail(v, w, "must be between 0 and 16 (connections, each holding one batch open)");
          }},
+        {"held_max_hosts", [&](auto& v, auto& w) { s.held_max_hosts = count(v, w, 0); }},
         {"batch_max_open",
          [&](auto& v, auto& w) {
            s.batch_max_open = duration(v, w, false);

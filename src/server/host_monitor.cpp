@@ -12,6 +12,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kAuditInterval = std::chrono::seconds(1);
+/// How often the live hosts are counted (the claim mode follows them: held_max_hosts).
+constexpr auto kLiveHostsInterval = std::chrono::seconds(1);
 constexpr const char* kPeriodicPrefix = "periodic: ";
 
 }  // namespace
@@ -59,8 +61,14 @@ void HostMonitor::connect() {
 bool HostMonitor::beat() {
   connect();
   const bool declared = m_maint->beat(m_o.host, m_o.pid, m_o.host_timeout);
+  countLiveHosts();
   const bool first = std::exchange(m_firstBeat, false);
   return declared && !first;
+}
+
+void HostMonitor::countLiveHosts() {
+  connect();
+  m_liveHosts.store(std::max(1, m_maint->liveHosts()), std::memory_order_relaxed);
 }
 
 int HostMonitor::reapDeadHosts() {
@@ -136,7 +144,7 @@ int HostMonitor::schedulePeriodic() {
 
 void HostMonitor::run() {
   const auto interval = heartbeatInterval(m_o.host_timeout);
-  auto nextBeat = Clock::now(), nextReap = Clock::now(), nextAudit = Clock::now();
+  auto nextBeat = Clock::now(), nextReap = Clock::now(), nextAudit = Clock::now(), nextCount = Clock::now();
   auto backoff = std::chrono::milliseconds(0);
   std::unique_lock lock(m_mutex);
   while (!m_stop) {
@@ -145,11 +153,16 @@ void HostMonitor::run() {
       const auto now = Clock::now();
       if (now >= nextBeat) {
         nextBeat = now + interval;
+        nextCount = now + kLiveHostsInterval;  // beat() counts them too
         if (beat()) {
           spdlog::error("host {} was declared dead by another server and its jobs were rescheduled; restarting",
                         m_o.host);
           if (m_o.on_declared_dead) m_o.on_declared_dead();
         }
+      }
+      if (now >= nextCount) {
+        nextCount = now + kLiveHostsInterval;
+        countLiveHosts();
       }
       if (m_o.host_timeout.count() > 0 && now >= nextReap) {
         nextReap = now + interval;
@@ -174,7 +187,7 @@ void HostMonitor::run() {
       }
     }
     lock.lock();
-    auto wake = std::min(nextBeat, m_periodic.empty() ? nextBeat : nextAudit);
+    auto wake = std::min({nextBeat, nextCount, m_periodic.empty() ? nextBeat : nextAudit});
     if (m_o.host_timeout.count() > 0) wake = std::min(wake, nextReap);
     wake = std::max(wake, Clock::now() + backoff);
     m_cv.wait_until(lock, wake, [this] { return m_stop; });

@@ -12,6 +12,7 @@
 //  - periodic jobs: every second, each configured job without a queued run gets its next tick
 //    enqueued as the singleton `periodic: NAME` (ON CONFLICT DO NOTHING), so across any number
 //    of servers each tick is enqueued once. Cron times are in UTC on the database clock.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -63,6 +64,11 @@ class HostMonitor {
   int reapDeadHosts();
   /// Enqueues the missing next runs of the periodic jobs; returns how many this call enqueued.
   int schedulePeriodic();
+  /// Counts the hosts live on the database into liveHosts() (every second, and with each beat).
+  void countLiveHosts();
+
+  /// Hosts live as of the last heartbeat (this one included; 1 before the first).
+  int liveHosts() const noexcept { return m_liveHosts.load(std::memory_order_relaxed); }
 
   /// host_timeout / 4, between 250 ms and 5 s (5 s when host_timeout is 0).
   static std::chrono::milliseconds heartbeatInterval(std::chrono::milliseconds host_timeout);
@@ -77,6 +83,7 @@ class HostMonitor {
   std::unique_ptr<store::MaintenanceStore> m_maint;
   std::unique_ptr<Store> m_store;
   bool m_firstBeat = true;
+  std::atomic<int> m_liveHosts{1};
 
   std::mutex m_mutex;
   std::condition_variable m_cv;

@@ -117,6 +117,9 @@ class Reserver final : public WorkerJobs {
   /// reconnecting with jobs that held-lock batches claimed, which nothing in the database
   /// shows, so the start-up grace applies even without stale prefetch locks.
   void expectReconnects() noexcept { m_expectReconnects = true; }
+  /// Hosts live on the database (heartbeats): held-lock claims only while at most
+  /// held_max_hosts are (docs/server.md, "Claims start past the open batches").
+  void setLiveHosts(int n) noexcept { m_liveHosts = n; }
   /// Database connectivity as last seen.
   bool databaseUp() const noexcept { return m_dbUp; }
 
@@ -258,7 +261,10 @@ class Reserver final : public WorkerJobs {
   void queueResult(PendingResult p);
   /// The writer's transfer of `id` committed (`applied`) or found the row otherwise locked.
   void finishTransfer(JobId id, bool applied);
+  /// Held-lock batch channels exist (batches may be open, whatever claims are made now).
   bool heldMode() const noexcept { return !m_channels.empty(); }
+  /// New claims are held-lock claims: channels exist and few enough hosts share the database.
+  bool heldClaimsNow() noexcept;
   /// Hands the next batch to the writer if it is idle: results whose owner is known, lock
   /// transfers (unless `all_transfers`, only of jobs that outlived a flush cycle: a short job's
   /// result usually arrives first and folds the transfer away), unlocks.
@@ -302,6 +308,8 @@ class Reserver final : public WorkerJobs {
   /// another of ours, and must not be handed out twice.
   std::unordered_set<JobId> m_heldPrefetched;
 
+  int m_liveHosts = 1;
+  bool m_heldClaims = true;  ///< what heldClaimsNow() said last (logged when it changes)
   std::vector<Client> m_clients;  ///< indexed by WorkerId (the registry reuses ids)
   std::vector<Job> m_handing;     ///< the jobs of the reply being built; reused
   std::size_t m_clientCount = 0;

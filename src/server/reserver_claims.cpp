@@ -38,7 +38,7 @@ bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
   if (m_draining || !m_startupReleased) return did;
   const bool want = !g.waiting.empty() || (g.workers > 0 && g.prefetched.size() < lowWater(g));
   if (!want) return did;
-  if (heldMode()) {
+  if (heldClaimsNow()) {
     // Singletons keep the written-lock claim (their unique indexes are keyed on locked_by),
     // asked for beside the held claims of everything else.
     const bool singletons_ok =
@@ -219,6 +219,19 @@ bool Reserver::reserveSingletons(std::size_t gi, SteadyClock::time_point now) {
   g.singletons_at = now;
   m_reservations.submit(gi, std::move(req));
   return true;
+}
+
+bool Reserver::heldClaimsNow() noexcept {
+  const bool held = heldMode() && (m_settings.held_max_hosts <= 0 || m_liveHosts <= m_settings.held_max_hosts);
+  if (heldMode() && held != m_heldClaims) {
+    spdlog::info("{} hosts live (held_max_hosts {}): {} claims from now on", m_liveHosts,
+                 m_settings.held_max_hosts, held ? "held-lock" : "written-lock");
+    ++m_stats.claim_mode_changes;
+  }
+  m_heldClaims = held;
+  m_stats.held_claims_now = held;
+  m_stats.live_hosts = static_cast<std::uint64_t>(std::max(m_liveHosts, 0));
+  return held;
 }
 
 bool Reserver::openBatchFor(std::size_t gi, SteadyClock::time_point now) {

@@ -544,6 +544,7 @@ int Server::run() {
     const auto now = SteadyClock::now();
     m_registry->expire(now);
     m_reporter->publishIfDue(now);
+    m_reserver->setLiveHosts(m_monitor->liveHosts());
     did |= m_reserver->poll(now);
     const bool idle = m_reserver->idle();
     if (idle != m_wasIdle) {

@@ -43,6 +43,11 @@ struct ServerStats {
   std::uint64_t jobs_rescheduled_died = 0;
   /// Jobs a worker that went away held without having begun them: given back, no attempt.
   std::uint64_t jobs_given_back = 0;
+  /// Switches between held-lock and written-lock claims as the number of live hosts crossed
+  /// held_max_hosts.
+  std::uint64_t claim_mode_changes = 0;
+  std::uint64_t live_hosts = 1;     ///< as the last heartbeat saw them
+  bool held_claims_now = false;     ///< the claim the server makes now is a held-lock claim
   std::uint64_t jobs_unlocked = 0;
   std::uint64_t transfer_mismatches = 0;
   std::uint64_t result_mismatches = 0;

@@ -101,6 +101,9 @@ Json statsJson(const StatsSnapshot& snap) {
   held["promotions"] = s.held_promotions;
   held["released"] = s.held_released;
   held["collisions"] = s.held_collisions;
+  held["claims_now"] = s.held_claims_now;
+  held["live_hosts"] = s.live_hosts;
+  held["mode_changes"] = s.claim_mode_changes;
   held["open_ms_p50"] = static_cast<double>(s.held_open_time.percentile(0.5)) / 1e6;
   held["open_ms_p99"] = static_cast<double>(s.held_open_time.percentile(0.99)) / 1e6;
   held["open_ms_max"] = static_cast<double>(s.held_open_time.percentile(1.0)) / 1e6;

@@ -45,6 +45,11 @@ bool MaintenanceStore::beat(const std::string& host, int pid, std::chrono::milli
   }
 }
 
+int MaintenanceStore::liveHosts() {
+  const PgResult r = run(sql("live_hosts"), {}, Phase::Read);
+  return r.rows() > 0 ? r.i32(0, r.column("live")) : 0;
+}
+
 bool MaintenanceStore::tryLockReaper() {
   const PgResult r = run(sql("reaper_try_lock"), {}, Phase::Read);
   return r.boolean(0, r.column("got"));

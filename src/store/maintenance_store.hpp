@@ -37,6 +37,8 @@ class MaintenanceStore {
   /// The farm-wide reaper lock (session-level try-lock): one reaper at a time. Returns false when
   /// another server holds it.
   bool tryLockReaper();
+  /// Hosts live as their heartbeats say (this one included once it beat).
+  int liveHosts();
   void unlockReaper();
 
   /// Marks every host other than `self` whose heartbeat is older than its own host_timeout dead,

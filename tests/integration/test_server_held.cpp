@@ -156,6 +156,36 @@ TEST_F(ServerHeld, AHigherPriorityJobEnqueuedMidBurnDownIsNotLeftForTheEnd) {
   ASSERT_TRUE(waitUntil([&] { return count("true") == 0; }, 60s, kCostlyPoll)) << stats();
 }
 
+// held_max_hosts (default 4): with more hosts live on the database (heartbeats), a server makes
+// written-lock claims, since every other host's claim would walk and skip its held rows; with
+// fewer again, held-lock claims. The count follows hostq_hosts within about a second.
+TEST_F(ServerHeld, ClaimsAreWrittenLocksWhileMoreHostsThanHeldMaxHostsAreLive) {
+  auto server = startServer();
+  auto w = startWorker();  // a group exists: the claim mode is decided on every pass
+  auto mode = [](bool held, double live_at_least) {
+    return [=](const std::string& s) {
+      return statFlag(s, "held_batches/claims_now") == held &&
+             statNumber(s, "held_batches/live_hosts").value_or(0) >= live_at_least;
+    };
+  };
+  ASSERT_TRUE(waitStats(mode(true, 1))) << stats();
+  sql("INSERT INTO hostq_hosts (hostname, pid, heartbeat_at, host_timeout_ms) "
+      "SELECT 'other-' || g, 1, now() AT TIME ZONE 'UTC', 600000 FROM generate_series(1, 4) g");
+  ASSERT_TRUE(waitStats(mode(false, 5))) << stats();
+  const double opened = stat("held_batches/opened");
+  const double reservations = stat("reservations");
+  store->enqueueMany(std::vector<NewJob>(200, job("hostq.noop")));
+  ASSERT_TRUE(waitUntil([&] { return count("true") == 0; }, 30s, kCostlyPoll)) << stats();
+  EXPECT_EQ(stat("held_batches/opened"), opened) << "a held-lock batch was opened with 5 hosts live";
+  EXPECT_GT(stat("reservations"), reservations);
+
+  sql("DELETE FROM hostq_hosts WHERE hostname LIKE 'other-%'");
+  ASSERT_TRUE(waitStats(mode(true, 1))) << stats();
+  store->enqueueMany(std::vector<NewJob>(200, job("hostq.noop")));
+  ASSERT_TRUE(waitUntil([&] { return count("true") == 0; }, 30s, kCostlyPoll)) << stats();
+  EXPECT_GT(stat("held_batches/opened"), opened);
+}
+
 TEST_F(ServerHeld, AStrandRunsOneAtATimeInIdOrder) {
   auto server = startServer();
   const std::string file = dir() + "/strand.txt";

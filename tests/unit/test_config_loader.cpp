@@ -328,8 +328,11 @@ TEST(ConfigLoader, HeldLockBatchSettings) {
   const auto defaults = hostq::parsePoolSettings("workers: [{}]");
   EXPECT_EQ(defaults.server.held_batches, 3);
   EXPECT_EQ(defaults.server.batch_max_open, std::chrono::milliseconds(200));
-  const auto s = hostq::parsePoolSettings("server: {held_batches: 0, batch_max_open: 50ms}");
+  EXPECT_EQ(defaults.server.held_max_hosts, 4);
+  const auto s = hostq::parsePoolSettings("server: {held_batches: 0, batch_max_open: 50ms, held_max_hosts: 0}");
   EXPECT_EQ(s.server.held_batches, 0);
+  EXPECT_EQ(s.server.held_max_hosts, 0);
+  EXPECT_NE(errorOf("server: {held_max_hosts: -1}").find("server.held_max_hosts"), std::string::npos);
   EXPECT_EQ(s.server.batch_max_open, std::chrono::milliseconds(50));
   EXPECT_NE(errorOf("server: {batch_max_open: 0}").find("server.batch_max_open"), std::string::npos);
   EXPECT_NE(errorOf("server: {held_batches: -1}").find("server.held_batches"), std::string::npos);

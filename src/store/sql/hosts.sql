@@ -12,6 +12,13 @@ ON CONFLICT (hostname) DO UPDATE
   SET pid = EXCLUDED.pid, heartbeat_at = EXCLUDED.heartbeat_at,
       host_timeout_ms = EXCLUDED.host_timeout_ms, declared_dead_at = NULL, reaped_at = NULL
 
+-- name: live_hosts
+-- Hosts whose heartbeat is recent (within their promise, and at least 15 s: a host that signed off
+-- or never times out promises 0) and that nobody declared dead.
+SELECT count(*) AS live FROM hostq_hosts
+ WHERE declared_dead_at IS NULL
+   AND heartbeat_at > (now() AT TIME ZONE 'UTC') - GREATEST(host_timeout_ms, 15000) * interval '1 millisecond'
+
 -- name: reaper_try_lock
 -- Advisory locks are database-wide; a farm is one jobs table, i.e. one schema.
 SELECT pg_try_advisory_lock(half_md5_as_bigint('hostq:reap_dead_hosts:' || current_schema())) AS got
