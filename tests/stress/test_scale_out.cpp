@@ -11,7 +11,9 @@
 // claim skips those rows: measured on this machine at 16 × 4 and 100,000 jobs, ~900 jobs/s and
 // ~1 ms of PostgreSQL CPU per job against ~17,000 jobs/s and ~40 µs with written locks
 // (docs/performance.md, "Scale-out on one database"), and slower still while other tests load the
-// machine. Held-lock claims across 16 hosts get their own exactly-once burn-down, of 20,000 jobs.
+// machine. The servers' default (held-lock claims, switched to written-lock claims once a server's
+// monitor counts more than held_max_hosts live hosts, about a second in) gets its own exactly-once
+// burn-down of 20,000 jobs: both claims, and the switch between them, under 16 hosts.
 #include <gtest/gtest.h>
 
 #include <map>
