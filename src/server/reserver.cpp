@@ -295,22 +295,16 @@ void Reserver::addExtras(Group& g, ClientId id) {
   const auto now = SteadyClock::now();
   while (m_handing.size() < c.max_jobs &&
          g.prefetched.size() > g.waiting.size() + static_cast<std::size_t>(std::max(g.workers, 1))) {
-    Prefetched& p = g.prefetched.front();
-    const std::size_t size = protocol::jobAssignedFrameSize(p.job, c.name);
-    if (size > room || m_ledger.holds(p.job.id)) break;
-    if (!enterHandOut(id, p.job, true, p.batch, now)) break;
+    const Prefetched& next = g.prefetched.front();
+    const std::size_t size = protocol::jobAssignedFrameSize(next.job, c.name);
+    // enterHandOut refuses a job the ledger already holds (and then changes nothing).
+    if (size > room || !enterHandOut(id, next.job, true, next.batch, now)) break;
     room -= size;
+    Prefetched p = takePrefetched(g);
     p.job.locked_by = c.name;
-    if (p.batch >= 0) {
-      --m_batches[static_cast<std::size_t>(p.batch)].unhanded;
-      m_heldPrefetched.erase(p.job.id);
-    }
-    ++m_stats.handed_from_prefetch;
     ++m_stats.extra_jobs_handed_out;
-    ++g.handed_since;
     c.jobs.push_back(p.job.id);
     m_handing.push_back(std::move(p.job));
-    g.prefetched.pop_front();
   }
 }
 

@@ -227,6 +227,9 @@ class Reserver final : public WorkerJobs {
   bool restoreDatabase(SteadyClock::time_point now);
   void repairInDoubtReservation();
   void handOut(Group& g, ClientId c, Job job, bool needs_transfer, int batch = -1);
+  /// Pops the group's first prefetched job, with its bookkeeping (its batch's unhanded count,
+  /// the hand-out rate).
+  Prefetched takePrefetched(Group& g);
   /// The ledger's entry for a job handed to `c` (and its batch or transfer). false = already held.
   bool enterHandOut(ClientId c, const Job& job, bool needs_transfer, int batch, SteadyClock::time_point now);
   /// More of the group's prefetched jobs for `c`, behind its first one in m_handing: while the

@@ -18,20 +18,25 @@ using Work = JobLedger::Work;
 constexpr int kBoundedClaims = 4;
 }  // namespace
 
+Reserver::Prefetched Reserver::takePrefetched(Group& g) {
+  Prefetched p = std::move(g.prefetched.front());
+  g.prefetched.pop_front();
+  if (p.batch >= 0) {
+    --m_batches[static_cast<std::size_t>(p.batch)].unhanded;
+    m_heldPrefetched.erase(p.job.id);
+  }
+  ++m_stats.handed_from_prefetch;
+  ++g.handed_since;
+  return p;
+}
+
 bool Reserver::serveGroup(std::size_t gi, SteadyClock::time_point now) {
   Group& g = m_groups[gi];
   bool did = false;
   while (!g.waiting.empty() && !g.prefetched.empty()) {
     ClientId c = g.waiting.front();
     g.waiting.pop_front();
-    Prefetched p = std::move(g.prefetched.front());
-    g.prefetched.pop_front();
-    if (p.batch >= 0) {
-      --m_batches[static_cast<std::size_t>(p.batch)].unhanded;
-      m_heldPrefetched.erase(p.job.id);
-    }
-    ++m_stats.handed_from_prefetch;
-    ++g.handed_since;
+    Prefetched p = takePrefetched(g);
     handOut(g, c, std::move(p.job), true, p.batch);
     did = true;
   }
