@@ -16,7 +16,7 @@ namespace hostq::shm {
 inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
 /// Bump on any change of field order, width or meaning in this file.
 /// 2: multi-frame request records, pending flags; 3: startedJob, multi-frame reply records.
-inline constexpr std::uint32_t kLayoutVersion = 3;
+inline constexpr std::uint32_t kLayoutVersion = 4;
 
 /// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
 /// owned by one side must not share a pair with a word owned by the other (as Aeron pads).
@@ -26,8 +26,14 @@ inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint32_t kMaxSlotCount = 4096;  // slots a segment may have
 inline constexpr std::uint32_t kPendingWords = kMaxSlotCount / 64;
 
-inline constexpr std::uint32_t kRingCapacity = 32;  // records per direction per slot
-static_assert((kRingCapacity & (kRingCapacity - 1)) == 0, "index masking needs a power of two");
+/// Records per slot and direction. The request ring is the larger: a worker running the jobs of
+/// a reply of several (and of the one it asked for ahead) pushes a result record per job, up to
+/// 2 × 32 of them, before the server next visits its slot (which it must, to answer it); 128
+/// never fills then, and a full ring would send results over the socket.
+inline constexpr std::uint32_t kRequestRingCapacity = 128;
+inline constexpr std::uint32_t kReplyRingCapacity = 32;
+static_assert((kRequestRingCapacity & (kRequestRingCapacity - 1)) == 0, "index masking needs a power of two");
+static_assert((kReplyRingCapacity & (kReplyRingCapacity - 1)) == 0, "index masking needs a power of two");
 
 inline constexpr std::size_t kRequestRecordSize = 256;
 inline constexpr std::size_t kReplyRecordSize = 1024;
@@ -63,8 +69,8 @@ struct RingLayout {
   alignas(kLinePair) Rec records[Capacity];
 };
 
-using RequestRing = RingLayout<RequestRecord, kRingCapacity>;  // worker -> server
-using ReplyRing = RingLayout<ReplyRecord, kRingCapacity>;      // server -> worker
+using RequestRing = RingLayout<RequestRecord, kRequestRingCapacity>;  // worker -> server
+using ReplyRing = RingLayout<ReplyRecord, kReplyRingCapacity>;        // server -> worker
 
 enum class SlotState : std::uint32_t { Free = 0, Active = 1 };
 
@@ -94,11 +100,12 @@ struct SegmentHeader {
   std::uint64_t generation;
   std::uint64_t segmentSize;
   std::int32_t serverPid;
-  std::uint32_t ringCapacity;
+  std::uint32_t requestRingCapacity;
   std::uint32_t requestRecordSize;
   std::uint32_t replyRecordSize;
   std::uint32_t slotSize;
   std::uint32_t maxSpinners;  // worker spinners allowed at once (cores - 1)
+  std::uint32_t replyRingCapacity;  // layout version 4
   // --- set once, by the server, when it stops serving this segment.
   std::atomic<std::uint32_t> retired;
   // --- server doorbell pair: workers RMW it to wake the server; the server futex-waits on it.
@@ -128,7 +135,7 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && sizeof(std::atomic<std:
 static_assert(offsetof(RequestRing, tail) == 0);
 static_assert(offsetof(RequestRing, head) == 128);
 static_assert(offsetof(RequestRing, records) == 256);
-static_assert(sizeof(RequestRing) == 256 + 32 * 256);
+static_assert(sizeof(RequestRing) == 256 + 128 * 256);
 static_assert(sizeof(ReplyRing) == 256 + 32 * 1024);
 static_assert(offsetof(SlotLayout, state) == 0);
 static_assert(offsetof(SlotLayout, replyPostNs) == 128);
@@ -138,7 +145,9 @@ static_assert(offsetof(SlotLayout, requests) == 384);
 static_assert(offsetof(SlotLayout, replies) == 384 + sizeof(RequestRing));
 static_assert(sizeof(SlotLayout) == 384 + sizeof(RequestRing) + sizeof(ReplyRing));
 static_assert(sizeof(SlotLayout) % kLinePair == 0);
-static_assert(offsetof(SegmentHeader, retired) < kLinePair);
+static_assert(offsetof(SegmentHeader, requestRingCapacity) == 0x24);
+static_assert(offsetof(SegmentHeader, replyRingCapacity) == 0x38);
+static_assert(offsetof(SegmentHeader, retired) == 0x3C);
 static_assert(offsetof(SegmentHeader, doorbell) == 128);
 static_assert(offsetof(SegmentHeader, serverSleeping) == 256);
 static_assert(offsetof(SegmentHeader, spinners) == 384);

@@ -122,7 +122,8 @@ Result<ServerSegment> ServerSegment::create(std::uint32_t slotCount) noexcept {
   h->generation = randomGeneration();
   h->segmentSize = bytes;
   h->serverPid = ::getpid();
-  h->ringCapacity = kRingCapacity;
+  h->requestRingCapacity = kRequestRingCapacity;
+  h->replyRingCapacity = kReplyRingCapacity;
   h->requestRecordSize = kRequestRecordSize;
   h->replyRecordSize = kReplyRecordSize;
   h->slotSize = sizeof(SlotLayout);
@@ -211,6 +212,11 @@ PushResult ServerSegment::pushReply(std::uint32_t slot, std::span<const std::byt
     m_impl->wakeWorker(l);
   }
   return PushResult::Ok;
+}
+
+std::uint32_t ServerSegment::replyRecordsFree(std::uint32_t slot) noexcept {
+  if (!isActive(slot)) return 0;
+  return ReplyRing::kCapacity - m_impl->slots[slot].replies.used();
 }
 
 bool ServerSegment::anyRequestPending() const noexcept { return m_impl->anyPending(); }

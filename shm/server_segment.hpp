@@ -73,6 +73,9 @@ class ServerSegment {
                                      std::size_t& len) noexcept;
   /// Publishes a reply to `slot` and wakes its worker if it announced it sleeps.
   [[nodiscard]] PushResult pushReply(std::uint32_t slot, std::span<const std::byte> payload) noexcept;
+  /// Reply records `slot` has room for now (0 for an inactive slot): what a reply of several
+  /// records may use. Only grows until the next pushReply (the worker frees records).
+  std::uint32_t replyRecordsFree(std::uint32_t slot) noexcept;
   /// True if some active slot has a request (or a corrupt ring) waiting.
   bool anyRequestPending() const noexcept;
   /// Takes the request flags: appends to `out` the active slots that published a request since

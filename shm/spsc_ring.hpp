@@ -65,6 +65,16 @@ class RingWriter {
 
   std::uint32_t tail() const noexcept { return m_tail; }
 
+  /// Records published and not yet consumed, from a fresh read of the consumer's index (0…kCap;
+  /// a corrupt head counts as full, so that a caller sizing its writes by it writes nothing).
+  std::uint32_t used() noexcept {
+    const std::uint32_t head = m_ring->head.load(std::memory_order_acquire);
+    const std::uint32_t n = m_tail - head;
+    if (n > kCap) return kCap;
+    m_headCache = head;
+    return n;
+  }
+
  private:
   Ring* m_ring = nullptr;
   std::uint32_t m_tail = 0;

@@ -61,7 +61,8 @@ Result<WorkerSegment> WorkerSegment::attach(int fd, std::uint32_t slot,
   if (!region) return region.error();
   const auto* h = reinterpret_cast<const SegmentHeader*>(region->data());
   if (h->magic != kSegmentMagic) return SegmentErrc::BadMagic;
-  if (h->layoutVersion != kLayoutVersion || h->ringCapacity != kRingCapacity ||
+  if (h->layoutVersion != kLayoutVersion || h->requestRingCapacity != kRequestRingCapacity ||
+      h->replyRingCapacity != kReplyRingCapacity ||
       h->requestRecordSize != kRequestRecordSize || h->replyRecordSize != kReplyRecordSize ||
       h->slotSize != sizeof(SlotLayout))
     return SegmentErrc::BadVersion;
@@ -94,7 +95,7 @@ Result<WorkerSegment> WorkerSegment::attach(int fd, std::uint32_t slot,
   const std::uint32_t reqHead = l.requests.head.load(std::memory_order_acquire);
   const std::uint32_t repHead = l.replies.head.load(std::memory_order_acquire);
   const std::uint32_t repTail = l.replies.tail.load(std::memory_order_acquire);
-  if (reqTail - reqHead > kRingCapacity || repTail - repHead > kRingCapacity)
+  if (reqTail - reqHead > kRequestRingCapacity || repTail - repHead > kReplyRingCapacity)
     return SegmentErrc::SlotNotAssigned;
   impl->requests.reset(&l.requests, reqTail, reqHead);
   impl->replies.reset(&l.replies, repHead, repHead);
@@ -108,14 +109,26 @@ PushResult WorkerSegment::pushRequest(std::span<const std::byte> payload, bool w
   SegmentHeader& h = *m.header;
   // After the publish: a server that takes the flag finds the record.
   h.pending[m.slotIndex / 64].fetch_or(std::uint64_t{1} << (m.slotIndex % 64), std::memory_order_seq_cst);
-  // seq_cst load after the seq_cst publish: the Dekker pair of docs/wake-protocol.md.
-  if (wake && h.serverSleeping.load(std::memory_order_seq_cst) != 0) {
-    h.wakePostNs.store(monotonicNs(), std::memory_order_relaxed);
-    h.doorbell.fetch_add(1, std::memory_order_seq_cst);
-    ++m.counters.futexWakes;
-    futexWake(&h.doorbell, 1);
-  }
+  // seq_cst load after the seq_cst publish: the Dekker pair of docs/wake-protocol.md. A quiet
+  // push still wakes a sleeping server once the ring is half full: a worker running a long
+  // queue of short jobs must not fill it (a full ring sends results over the socket).
+  if (wake || m.requests.used() >= RequestRing::kCapacity / 2) ringIfAsleep();
   return PushResult::Ok;
+}
+
+void WorkerSegment::ringIfAsleep() noexcept {
+  Impl& m = *m_impl;
+  SegmentHeader& h = *m.header;
+  if (h.serverSleeping.load(std::memory_order_seq_cst) == 0) return;
+  h.wakePostNs.store(monotonicNs(), std::memory_order_relaxed);
+  h.doorbell.fetch_add(1, std::memory_order_seq_cst);
+  ++m.counters.futexWakes;
+  futexWake(&h.doorbell, 1);
+}
+
+void WorkerSegment::nudgeServer() noexcept {
+  if (m_impl->replies.pending()) return;
+  ringIfAsleep();
 }
 
 PopResult WorkerSegment::popReply(std::span<std::byte> out, std::size_t& len) noexcept {

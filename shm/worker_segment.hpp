@@ -32,8 +32,14 @@ class WorkerSegment {
 
   /// Publishes a request; rings the server doorbell if the server announced it sleeps, unless
   /// `wake` is false (a result the worker does not wait on: the server takes it on its next
-  /// pass, at the latest with the Reserve that follows it).
+  /// pass, at the latest with the Reserve that follows it, or is woken once the request ring is
+  /// half full).
   [[nodiscard]] PushResult pushRequest(std::span<const std::byte> payload, bool wake = true) noexcept;
+  /// Rings the server's doorbell if it sleeps and no reply waits in this slot's ring: a request
+  /// pushed quietly is served now. A server that went to sleep after a quiet push had seen it
+  /// (it re-checks the pending bits after announcing its sleep), so only a push made while it
+  /// already slept waits for this. One load when the server is awake.
+  void nudgeServer() noexcept;
   /// Copies the next reply into `out` (size it kReplyPayloadMax).
   [[nodiscard]] PopResult popReply(std::span<std::byte> out, std::size_t& len) noexcept;
   /// Returns Ready when a reply may be there, TimedOut, Interrupted (EINTR), or Closed (slot
@@ -64,6 +70,7 @@ class WorkerSegment {
  private:
   struct Impl;
   explicit WorkerSegment(std::unique_ptr<Impl> impl) noexcept;
+  void ringIfAsleep() noexcept;
   std::unique_ptr<Impl> m_impl;
 };
 

@@ -122,7 +122,7 @@ struct EchoServer {
         ++work;
         const std::size_t n = fill(out.data(), s, seq, replyBody(seq));
         if (seg.pushReply(s, std::span(out.data(), n)) != PushResult::Ok) {
-          ++orderErrors;  // workers keep fewer than kRingCapacity outstanding
+          ++orderErrors;  // workers keep fewer than kReplyRingCapacity outstanding
           toRelease.push_back(s);
           break;
         }

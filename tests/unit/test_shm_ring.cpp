@@ -59,7 +59,7 @@ TEST_F(ShmRing, EmptyAndMaximalRecordsRoundTrip) {
 }
 
 TEST_F(ShmRing, PushFailsWhenFullAndSucceedsAfterPop) {
-  for (std::uint32_t i = 0; i < kRingCapacity; ++i) ASSERT_EQ(writer.push(bytesOf(i, 8)), PushResult::Ok);
+  for (std::uint32_t i = 0; i < kRequestRingCapacity; ++i) ASSERT_EQ(writer.push(bytesOf(i, 8)), PushResult::Ok);
   EXPECT_EQ(writer.push(bytesOf(99, 8)), PushResult::Full);
   ASSERT_EQ(reader.pop(out, len), PopResult::Ok);
   EXPECT_EQ(writer.push(bytesOf(99, 8)), PushResult::Ok);
@@ -90,7 +90,7 @@ TEST_F(ShmRing, IndicesWrapAroundU32AndKeepOrder) {
   reader.reset(ring.get(), start, start);
   std::uint32_t pushed = 0, popped = 0;
   for (int round = 0; round < 200; ++round) {
-    const int n = 1 + round % static_cast<int>(kRingCapacity);
+    const int n = 1 + round % static_cast<int>(kRequestRingCapacity);
     for (int i = 0; i < n; ++i)
       if (writer.push(bytesOf(pushed, 4 + pushed % 200)) == PushResult::Ok) ++pushed;
     while (reader.pop(out, len) == PopResult::Ok) {
@@ -107,7 +107,7 @@ TEST_F(ShmRing, IndicesWrapAroundU32AndKeepOrder) {
 // --- Values a hostile peer can write straight into the layout.
 
 TEST_F(ShmRing, TailBeyondCapacityIsCorrupt) {
-  ring->tail.store(kRingCapacity + 1);
+  ring->tail.store(kRequestRingCapacity + 1);
   EXPECT_EQ(reader.pop(out, len), PopResult::Corrupt);
   EXPECT_TRUE(reader.pending()) << "pending() must lead the caller to pop() and see Corrupt";
 }
@@ -127,8 +127,8 @@ TEST_F(ShmRing, LengthBeyondRecordIsCorruptForEveryHugeValue) {
 }
 
 TEST_F(ShmRing, ConsumerHeadAheadOfTailIsCorruptForProducer) {
-  for (std::uint32_t i = 0; i < kRingCapacity; ++i) ASSERT_EQ(writer.push(bytesOf(i, 1)), PushResult::Ok);
-  ring->head.store(kRingCapacity + 5);  // consumer claims to have read records never written
+  for (std::uint32_t i = 0; i < kRequestRingCapacity; ++i) ASSERT_EQ(writer.push(bytesOf(i, 1)), PushResult::Ok);
+  ring->head.store(kRequestRingCapacity + 5);  // consumer claims to have read records never written
   EXPECT_EQ(writer.push(bytesOf(0, 1)), PushResult::Corrupt);
 }
 

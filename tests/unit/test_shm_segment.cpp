@@ -231,7 +231,7 @@ TEST_F(ShmSegment, CorruptRequestLengthIsReported) {
 
 TEST_F(ShmSegment, CorruptReplyHeadIsReportedOnPush) {
   test::ShmRawView raw(server->fd());
-  for (std::uint32_t i = 0; i < kRingCapacity; ++i) ASSERT_EQ(server->pushReply(1, asBytes("r")), PushResult::Ok);
+  for (std::uint32_t i = 0; i < kReplyRingCapacity; ++i) ASSERT_EQ(server->pushReply(1, asBytes("r")), PushResult::Ok);
   raw.slot(1).replies.head.store(0x80000000u);
   EXPECT_EQ(server->pushReply(1, asBytes("r")), PushResult::Corrupt);
 }
