@@ -150,6 +150,7 @@ std::string renderMetrics(const server::StatsSnapshot* snapshot, const DbProbe::
     e.counter("hostq_jobs_rescheduled_died_total", "jobs rescheduled because their worker died", s.jobs_rescheduled_died);
     e.counter("hostq_jobs_given_back_total", "jobs a departed worker held without having begun them, given back without an attempt", s.jobs_given_back);
     e.counter("hostq_extra_jobs_handed_out_total", "jobs handed out behind the first of a reply of several", s.extra_jobs_handed_out);
+    e.counter("hostq_extra_reply_records_total", "ring records after the first of a reply of several jobs", s.extra_reply_records);
     e.counter("hostq_jobs_unlocked_total", "prefetched jobs given back to the database", s.jobs_unlocked);
     std::uint64_t shm = 0, socket = 0, idle = 0, waiting = 0, working = 0;
     for (const auto& w : snapshot->workers) {

@@ -23,6 +23,7 @@
 #include "hostq/error.hpp"
 #include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
+#include "protocol/messages.hpp"
 
 namespace hostq {
 
@@ -685,7 +686,7 @@ class Loader {
       } else if (key == "nice") {
         w.nice = static_cast<int>(integer(v, at.where, 0, 19));
       } else if (key == "jobs_per_request") {
-        w.jobs_per_request = static_cast<int>(integer(v, at.where, 1, 8));
+        w.jobs_per_request = static_cast<int>(integer(v, at.where, 1, protocol::kMaxJobsPerReserve));
       } else {
         // Extras are part of the grouping key, compared as text: only scalars have an obvious one.
         if (!v.IsScalar()) fail(v, at.where, "extra worker keys must be single values (strings or numbers)");

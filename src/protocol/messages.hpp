@@ -16,7 +16,7 @@ namespace hostq::protocol {
 /// Bumped on any incompatible change. The 8-byte header layout and the numbers of HelloRefused
 /// and Error are frozen forever, so a peer of another version can still be told why it is refused.
 /// 2: ResultAck carries the database's decision on each failure it acknowledges.
-inline constexpr std::uint16_t kProtocolVersion = 3;  // 3: Reserve.max_jobs
+inline constexpr std::uint16_t kProtocolVersion = 4;  // 3: Reserve.max_jobs; 4: replies of several records
 
 /// Type ids: worker → server below 0x80, server → worker from 0x80. Never renumber.
 enum class MessageType : std::uint16_t {
@@ -60,9 +60,10 @@ struct Hello {
   bool operator==(const Hello&) const = default;
 };
 
-/// Upper bound of Reserve::max_jobs: a reply record holds a few jobs without payload, and a
-/// worker's queue of jobs it has not begun stays short.
-inline constexpr std::uint16_t kMaxJobsPerReserve = 8;
+/// Upper bound of Reserve::max_jobs: a worker's queue of jobs it has not begun stays short (it
+/// asks for 100 µs of its work at most). A reply of more jobs than one ring record holds goes in
+/// several records (protocol 4).
+inline constexpr std::uint16_t kMaxJobsPerReserve = 32;
 
 /// Long poll for jobs. The server answers only with JobAssigned frames (never "nothing"): one,
 /// and with `max_jobs` > 1 up to that many in all when it has more prefetched than its waiting

@@ -288,17 +288,27 @@ bool Reserver::enterHandOut(ClientId id, const Job& job, bool needs_transfer, in
 
 void Reserver::addExtras(Group& g, ClientId id) {
   Client& c = m_clients[id];
-  std::size_t room = m_sink.replyRoom(id);
+  // Packed as Server::deliver packs them: frame after frame, a frame that does not fit its
+  // record starting the next record.
+  const ReserverSink::ReplyRoom reply = m_sink.replyRoom(id);
   const std::size_t first = protocol::jobAssignedFrameSize(m_handing.front(), c.name);
-  if (room <= first) return;
-  room -= first;
+  if (reply.records == 0 || first > reply.record_bytes) return;
+  std::size_t room = reply.record_bytes - first;
+  std::size_t records_left = reply.records - 1;
   const auto now = SteadyClock::now();
   while (m_handing.size() < c.max_jobs &&
          g.prefetched.size() > g.waiting.size() + static_cast<std::size_t>(std::max(g.workers, 1))) {
     const Prefetched& next = g.prefetched.front();
     const std::size_t size = protocol::jobAssignedFrameSize(next.job, c.name);
+    const bool next_record = size > room;
+    if (next_record && (records_left == 0 || size > reply.record_bytes)) break;
     // enterHandOut refuses a job the ledger already holds (and then changes nothing).
-    if (size > room || !enterHandOut(id, next.job, true, next.batch, now)) break;
+    if (!enterHandOut(id, next.job, true, next.batch, now)) break;
+    if (next_record) {
+      --records_left;
+      room = reply.record_bytes;
+      ++m_stats.extra_reply_records;
+    }
     room -= size;
     Prefetched p = takePrefetched(g);
     p.job.locked_by = c.name;
@@ -443,8 +453,9 @@ bool Reserver::drain() {
 }
 
 bool Reserver::allIdle() const noexcept {
+  // A worker that asked ahead is Waiting while it still runs what it holds.
   for (auto& c : m_clients)
-    if (c.live && c.state == ClientState::Working) return false;
+    if (c.live && (c.state == ClientState::Working || !c.jobs.empty())) return false;
   return true;
 }
 
@@ -482,11 +493,13 @@ std::vector<Reserver::ClientView> Reserver::clients() const {
   std::vector<ClientView> out;
   for (auto& c : m_clients) {
     if (!c.live) continue;
-    const char* state = c.state == ClientState::Waiting   ? "waiting"
-                        : c.state == ClientState::Working ? "working"
-                                                          : "idle";
+    // The oldest job unreported is the one running: a worker runs its jobs in the order given.
+    // Holding jobs is working, whether or not the worker has asked ahead for more.
+    const char* state = c.state == ClientState::Working || !c.jobs.empty() ? "working"
+                        : c.state == ClientState::Waiting                  ? "waiting"
+                                                                           : "idle";
     out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done,
-                             c.jobs.empty() ? std::nullopt : std::optional<JobId>(c.jobs.back())});
+                             c.jobs.empty() ? std::nullopt : std::optional<JobId>(c.jobs.front())});
   }
   return out;
 }

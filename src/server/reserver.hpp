@@ -37,9 +37,14 @@ class ReserverSink {
   /// Hands `jobs` (one, or several answering one request) to the client. Returns how many it
   /// delivered, in order; the reserver unlocks the rest (0: none could be delivered at all).
   virtual std::size_t deliver(ClientId client, std::span<const Job> jobs, std::uint64_t request_seq) = 0;
-  /// Bytes of JobAssigned frames one reply to the client may carry when it asks for several jobs
-  /// (a ring record); 0 = one job per reply (the socket).
-  virtual std::size_t replyRoom(ClientId client) const = 0;
+  /// What a reply of several jobs to the client may fill: `records` ring records of
+  /// `record_bytes` bytes of JobAssigned frames each (a frame never spans two records).
+  /// records 0 = one job per reply (the socket).
+  struct ReplyRoom {
+    std::size_t record_bytes = 0;
+    std::size_t records = 0;
+  };
+  virtual ReplyRoom replyRoom(ClientId client) = 0;
   /// Tells the client that the results for these jobs are durable, and what the database
   /// decided for each failure among them (retried or permanent: the worker's hooks follow it).
   virtual void acknowledge(ClientId client, const std::vector<JobId>& jobs,

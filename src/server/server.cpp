@@ -68,7 +68,7 @@ class Server final : public control::ControlHandler, public ReserverSink {
 
   // --- ReserverSink (loop thread) ----------------------------------------------------------
   std::size_t deliver(ClientId client, std::span<const Job> jobs, std::uint64_t request_seq) override;
-  std::size_t replyRoom(ClientId client) const override;
+  ReplyRoom replyRoom(ClientId client) override;
   void acknowledge(ClientId client, const std::vector<JobId>& jobs,
                    const std::vector<FailResult>& failures) override;
 
@@ -128,9 +128,21 @@ class Server final : public control::ControlHandler, public ReserverSink {
   bool m_wasIdle = true;
 };
 
-std::size_t Server::replyRoom(ClientId client) const {
+namespace {
+/// Reply records a reply of several jobs leaves free: for the acks and notices that follow it
+/// before the worker reads again.
+constexpr std::uint32_t kReplyRecordsKept = 4;
+/// The most records one reply fills: a worker asking for many jobs with large payloads takes
+/// the rest in its next request.
+constexpr std::uint32_t kReplyRecordsMax = 8;
+}  // namespace
+
+ReserverSink::ReplyRoom Server::replyRoom(ClientId client) {
   const WorkerEntry* w = m_registry->byId(client);
-  return w != nullptr && !w->detached() && w->slot ? shm::kReplyPayloadMax : 0;
+  if (w == nullptr || w->detached() || !w->slot) return {};
+  const std::uint32_t free = m_segment->replyRecordsFree(*w->slot);
+  if (free <= kReplyRecordsKept) return {shm::kReplyPayloadMax, 1};  // the first job, as always
+  return {shm::kReplyPayloadMax, std::min(free - kReplyRecordsKept, kReplyRecordsMax)};
 }
 
 std::size_t Server::deliver(ClientId client, std::span<const Job> jobs, std::uint64_t request_seq) {
@@ -152,25 +164,49 @@ std::size_t Server::deliver(ClientId client, std::span<const Job> jobs, std::uin
       enc = protocol::encodeInto(m_tx, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
     }
     if (enc.ok()) {
-      // The jobs of one request go in one record, frame after frame: one publish and at most
-      // one wake. The reserver sized them to fit (replyRoom); one that does not is not sent.
+      // The jobs of one request go frame after frame, in as few records as hold them (one
+      // publish and at most one wake per record; the worker queues the jobs of the records
+      // after the first as they come). The reserver sized them to fit (replyRoom).
       std::size_t used = enc.value();
-      std::size_t n = 1;
+      std::size_t sent = 0;  // jobs in records already published
+      std::size_t n = 1;     // jobs encoded so far
+      bool full = false;
       for (; n < jobs.size() && !a.payload_omitted; ++n) {
         protocol::assignJobAssigned(jobs[n], request_seq, a);
         auto more = protocol::encodeInto(
             m_tx, std::span<std::byte>(m_buf.data() + used, shm::kReplyPayloadMax - used));
-        if (!more.ok()) break;
-        used += more.value();
-      }
-      switch (m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), used))) {
-        case shm::PushResult::Ok: return n;
-        case shm::PushResult::Full:
-        case shm::PushResult::TooLarge: break;  // the first job falls back to the socket below
-        case shm::PushResult::Corrupt:
-        case shm::PushResult::Closed:
+        if (more.ok()) {
+          used += more.value();
+          continue;
+        }
+        // This record is full: publish it and start the next with this job.
+        const auto r = m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), used));
+        if (r == shm::PushResult::Corrupt || r == shm::PushResult::Closed) {
           dropWorker(id, "reply ring corrupt or closed");
-          return 0;
+          return sent;
+        }
+        if (r != shm::PushResult::Ok) {
+          if (sent > 0) return sent;
+          full = true;
+          break;
+        }
+        sent = n;
+        more = protocol::encodeInto(m_tx, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+        if (!more.ok()) return sent;  // a job too large for a record of its own: not sent
+        used = more.value();
+      }
+      if (!full) {
+        switch (m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), used))) {
+          case shm::PushResult::Ok: return n;
+          case shm::PushResult::Full:
+          case shm::PushResult::TooLarge:
+            if (sent > 0) return sent;
+            break;  // the first job falls back to the socket below
+          case shm::PushResult::Corrupt:
+          case shm::PushResult::Closed:
+            dropWorker(id, "reply ring corrupt or closed");
+            return sent;
+        }
       }
       conn.parked_payloads.erase(job.id);
       protocol::assignJobAssigned(job, request_seq, a);

@@ -38,6 +38,8 @@ struct ServerStats {
   std::uint64_t handed_from_prefetch = 0;
   /// Jobs handed out behind the first of a reply of several (Reserve.max_jobs > 1).
   std::uint64_t extra_jobs_handed_out = 0;
+  /// Ring records after the first of such replies (protocol 4): jobs that one record could not hold.
+  std::uint64_t extra_reply_records = 0;
   std::uint64_t jobs_completed = 0;
   std::uint64_t jobs_failed = 0;
   std::uint64_t jobs_rescheduled_died = 0;

@@ -54,6 +54,7 @@ Json statsJson(const StatsSnapshot& snap) {
   w["jobs_rescheduled_died"] = s.jobs_rescheduled_died;
   w["jobs_given_back"] = s.jobs_given_back;
   w["extra_jobs_handed_out"] = s.extra_jobs_handed_out;
+  w["extra_reply_records"] = s.extra_reply_records;
   w["jobs_unlocked"] = s.jobs_unlocked;
   w["prefetched"] = snap.prefetched;
   w["results_pending"] = snap.results_pending;

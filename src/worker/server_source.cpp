@@ -64,12 +64,16 @@ struct ServerSource::Impl {
   /// Only with a segment; empty after a disconnect (connect() resends `unacked` instead).
   std::vector<std::byte> held_result = std::vector<std::byte>(shm::kRequestPayloadMax);
   std::size_t held_len = 0;
-  /// The reply being decoded, reused so that a JobAssigned's strings keep their buffers.
+  /// The reply being decoded, reused so that a JobAssigned's strings keep their buffers; the
+  /// other replies (acks, notices) decode into `rx_other`, so that an ack between two jobs does
+  /// not cost the next job's strings their buffers.
   protocol::Message rx;
+  protocol::Message rx_other;
   /// Several jobs per request (docs/server.md, "Several jobs per request"): while this worker's
   /// jobs are short, a Reserve through the ring asks for up to kMaxJobsPerReserve, and the
-  /// server's reply record may carry that many. The jobs behind the first wait here, in order,
-  /// and next() hands them out without a round trip. They are never run once the connection is
+  /// server's reply carries that many, frame after frame, in one ring record or a few. The jobs
+  /// behind the first of a record wait here, in order, and next() hands them out without a
+  /// round trip; the records after the first are read when this queue has run out. They are never run once the connection is
   /// gone: the server gives back whatever its worker held and had not begun (the slot's
   /// startedJob mark tells which one it had begun).
   static constexpr std::size_t kQueueCap = protocol::kMaxJobsPerReserve;
@@ -77,8 +81,12 @@ struct ServerSource::Impl {
   std::size_t queued_head = 0, queued_count = 0;
   std::uint16_t most_jobs = kQueueCap;  ///< the worker's jobs_per_request setting
   std::uint16_t asked = 1;           ///< max_jobs of the Reserve outstanding
+  /// A Reserve is out and its first job has not come. While jobs are short it is sent ahead,
+  /// as soon as the previous reply comes (docs/server.md, "A request ahead"); next() then waits
+  /// for its reply rather than asking again.
+  bool requested = false;
   std::uint64_t extra_seq = 0;       ///< the request whose reply may still carry jobs
-  std::size_t extra_left = 0;        ///< how many more that reply may carry
+  std::size_t extra_left = 0;        ///< how many more that reply may carry (in further records too)
   /// How long this worker's jobs take (EWMA of the time from next() to report()): a request
   /// asks for enough jobs to cover kBatchWindowNs of work, one when jobs are long.
   static constexpr double kBatchWindowNs = 100'000;
@@ -99,8 +107,28 @@ struct ServerSource::Impl {
     extra_left = 0;
   }
 
+  /// Whether to ask ahead: only while jobs are short enough that a request takes several
+  /// (jobs_per_request 1 turns it off, with the batching), and only through the ring.
+  bool asksAhead() const { return seg && client.connected() && !fresh && jobsToAsk(false) > 1; }
+
+  /// `a` is the first job of the reply to our outstanding request: the request is answered.
+  void answered(const protocol::JobAssigned& a, bool from_ring) {
+    client.setPendingReserve(std::nullopt);
+    requested = false;
+    extra_seq = a.request_seq;
+    extra_left = from_ring ? asked - 1u : 0;
+  }
+
+  /// Whether `m` continues the reply of request `extra_seq` in a further ring record.
+  bool continuesReply(const protocol::Message& m) const {
+    const auto* a = std::get_if<protocol::JobAssigned>(&m);
+    return a != nullptr && extra_left > 0 && a->request_seq == extra_seq &&
+           a->request_seq != client.pendingReserve().value_or(0);
+  }
+
   void disconnect() {
     dropQueued();
+    requested = false;
     held_len = 0;
     seg.reset();
     client.close();
@@ -166,11 +194,11 @@ struct ServerSource::Impl {
   }
 
   /// Sends a message, through the ring when possible. false = the connection broke.
-  bool post(const protocol::Message& m, bool socket_only = false) {
+  bool post(const protocol::Message& m, bool socket_only = false, bool wake = true) {
     if (seg && !socket_only) {
       auto enc = protocol::encodeInto(m, std::span<std::byte>(buf.data(), shm::kRequestPayloadMax));
       if (enc.ok()) {
-        switch (seg->pushRequest(std::span<const std::byte>(buf.data(), enc.value()))) {
+        switch (seg->pushRequest(std::span<const std::byte>(buf.data(), enc.value()), wake)) {
           case shm::PushResult::Ok: return true;
           case shm::PushResult::Full:
           case shm::PushResult::TooLarge: break;
@@ -218,13 +246,13 @@ struct ServerSource::Impl {
   }
 
   /// The Reserve `m`, behind the held result in one record when both fit. false = broken.
-  bool postReserve(const protocol::Message& m, bool socket_only) {
-    if (held_len == 0 || !seg || socket_only) return flushHeld() && post(m, socket_only);
+  bool postReserve(const protocol::Message& m, bool socket_only, bool wake = true) {
+    if (held_len == 0 || !seg || socket_only) return flushHeld() && post(m, socket_only, wake);
     auto enc = protocol::encodeInto(
         m, std::span<std::byte>(held_result.data() + held_len, held_result.size() - held_len));
     if (!enc.ok()) return flushHeld() && post(m);
     const std::size_t n = std::exchange(held_len, 0) + enc.value();
-    switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n))) {
+    switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n), wake)) {
       case shm::PushResult::Ok: return true;
       case shm::PushResult::Full:
       case shm::PushResult::TooLarge:
@@ -248,12 +276,8 @@ struct ServerSource::Impl {
           spdlog::error("protocol error: {}", *bad);
           return Handled::Broken;
         }
-        client.setPendingReserve(std::nullopt);
-        extra_seq = a->request_seq;
-        extra_left = asked - 1u;
-      } else {
-        extra_left = 0;
       }
+      answered(*a, from_ring);
       if (a->payload_omitted) {
         // Too large for a ring record: fetch it over the socket.
         if (!client.send(protocol::Message(protocol::FetchPayload{a->id})).ok()) return Handled::Broken;
@@ -302,17 +326,30 @@ struct ServerSource::Impl {
         for (std::span<const std::byte> rest(buf.data(), len); !rest.empty();) {
           auto frame = protocol::nextFrame(rest);
           std::optional<protocol::DecodeError> bad;
-          if (!frame.ok()) bad = frame.error();
-          else bad = protocol::decodeInto(frame.value(), rx);
+          protocol::Message* m = &rx;
+          if (!frame.ok()) {
+            bad = frame.error();
+          } else {
+            const auto head = protocol::decodeHeader(frame.value());
+            if (head.ok() && head.value().type != static_cast<std::uint16_t>(protocol::MessageType::JobAssigned))
+              m = &rx_other;
+            bad = protocol::decodeInto(frame.value(), *m);
+          }
           if (bad) {
             spdlog::error("bad reply record: {}", bad->describe());
             return Handled::Broken;
           }
           if (got == Handled::Job) {
-            if (!queueExtra()) return Handled::Broken;
+            if (!queueExtra(*m)) return Handled::Broken;
             continue;
           }
-          got = handle(rx, out, true);
+          if (continuesReply(*m)) {
+            // The first job of a further record of the reply we are taking: ours to run now.
+            if (!takeExtra(*m, out)) return Handled::Broken;
+            got = Handled::Job;
+            continue;
+          }
+          got = handle(*m, out, true);
           if (got != Handled::Nothing && got != Handled::Job) return got;
         }
         if (got == Handled::Job) return got;
@@ -334,17 +371,28 @@ struct ServerSource::Impl {
     return Handled::Nothing;
   }
 
-  /// A JobAssigned behind the first in a reply record (in `rx`): queued. false = the server broke
-  /// the protocol (more jobs than asked, another request's, another worker's).
-  bool queueExtra() {
-    auto* a = std::get_if<protocol::JobAssigned>(&rx);
+  /// A JobAssigned behind the first in a reply record (`m`): queued. false = the server broke
+  /// the protocol (more jobs than asked, another request's, another worker's, not a job).
+  bool queueExtra(protocol::Message& m) {
+    if (queued_count == kQueueCap) {
+      spdlog::error("protocol error: a reply record carries more jobs than this worker asked for");
+      return false;
+    }
+    if (!takeExtra(m, queued[(queued_head + queued_count) % kQueueCap])) return false;
+    ++queued_count;
+    return true;
+  }
+
+  /// The job in `m`, one of the reply's jobs behind its first, into `out`. false = not one.
+  bool takeExtra(protocol::Message& m, Job& out) {
+    auto* a = std::get_if<protocol::JobAssigned>(&m);
     if (a == nullptr || extra_left == 0 || a->request_seq != extra_seq || a->payload_omitted ||
-        a->locked_by != name || queued_count == kQueueCap) {
-      spdlog::error("protocol error: a reply record's further frame is not a job this worker asked for");
+        a->locked_by != name) {
+      spdlog::error("protocol error: a reply's further frame is not a job this worker asked for");
       return false;
     }
     --extra_left;
-    protocol::assignJob(*a, queued[(queued_head + queued_count++) % kQueueCap]);
+    protocol::assignJob(*a, out);
     return true;
   }
 
@@ -364,6 +412,29 @@ struct ServerSource::Impl {
     return static_cast<std::uint16_t>(std::clamp(n, 1.0, static_cast<double>(most_jobs)));
   }
 
+  /// Sends a Reserve (behind the held result, in one record, when both fit). false = broken.
+  bool sendReserve(bool socket_only, bool wake = true) {
+    const std::uint64_t seq = next_seq++;
+    // A Reserve sent on the socket becomes the client's outstanding request by itself; one
+    // sent through the ring must be registered, since its reply may come either way.
+    if (seg && !socket_only) client.setPendingReserve(seq);
+    asked = jobsToAsk(socket_only);
+    protocol::Reserve reserve{seq, static_cast<std::int64_t>(monotonicNs())};
+    reserve.max_jobs = asked;
+    return postReserve(protocol::Message(reserve), socket_only, wake);
+  }
+
+  /// A reply has just come: while jobs are short, ask for the next jobs now, so that their
+  /// reply is in the ring by the time this one's jobs are done (the ring hides the round trip
+  /// behind up to 100 µs of work). Quietly: a server awake (or woken by another worker) serves
+  /// it on its next pass, and next() nudges a sleeping one when half the jobs are done.
+  bool askAheadIfShort() {
+    if (requested || !asksAhead()) return true;
+    if (!sendReserve(false, /*wake=*/false)) return false;
+    requested = true;
+    return true;
+  }
+
   NextStatus next(Job& out) {
     if (queued_count > 0) {
       // The jobs the last reply carried, while the server still serves this slot (a server that
@@ -371,32 +442,37 @@ struct ServerSource::Impl {
       if (stop || !seg || seg->released() || !client.connected()) {
         dropQueued();
       } else {
-        // The previous result goes now, without waking a sleeping server: nothing waits on it.
-        if (!flushHeld(/*wake=*/false)) {
+        // The previous result goes now, without waking a sleeping server (nothing waits on it),
+        // or with a request ahead if none is out yet (which wakes it).
+        if (!(!requested && asksAhead() ? (requested = sendReserve(false)) : flushHeld(/*wake=*/false))) {
           disconnect();
           return next(out);
         }
         std::swap(out, queued[queued_head]);
         queued_head = (queued_head + 1) % kQueueCap;
         --queued_count;
+        if (requested && queued_count == asked / 2u) seg->nudgeServer();
         return begin(out);
       }
     }
     for (;;) {
       if (stop) return NextStatus::Stop;
       if (!connect()) return NextStatus::Interrupted;
-      const std::uint64_t seq = next_seq++;
-      const bool socket_only = std::exchange(fresh, false);
-      // A Reserve sent on the socket becomes the client's outstanding request by itself; one
-      // sent through the ring must be registered, since its reply may come either way.
-      if (seg && !socket_only) client.setPendingReserve(seq);
-      asked = jobsToAsk(socket_only);
-      extra_left = 0;
-      protocol::Reserve reserve{seq, static_cast<std::int64_t>(monotonicNs())};
-      reserve.max_jobs = asked;
-      if (!postReserve(protocol::Message(reserve), socket_only)) {
-        disconnect();
-        continue;
+      if (requested) {
+        // Asked ahead, and its first job has not come (or the reply goes on in a further
+        // record): the last result goes alone, and a sleeping server is woken unless a record
+        // already waits here.
+        if (!flushHeld(/*wake=*/false)) {
+          disconnect();
+          continue;
+        }
+        if (seg) seg->nudgeServer();
+      } else {
+        if (!sendReserve(std::exchange(fresh, false))) {
+          disconnect();
+          continue;
+        }
+        requested = true;
       }
       // The last result is in the ring (or on the socket) now: nothing begun is unreported.
       if (seg) seg->markStarted(0);
@@ -406,7 +482,11 @@ struct ServerSource::Impl {
       for (;;) {
         const auto h = poll(out, look_around || client.hasBuffered());
         if (h == Handled::Job) {
-          client.setPendingReserve(std::nullopt);
+          if (!askAheadIfShort()) {
+            // The job is ours at the server, which gives it back when it sees us gone.
+            disconnect();
+            break;
+          }
           return begin(out);
         }
         if (h == Handled::Stop) return NextStatus::Stop;
@@ -460,7 +540,9 @@ struct ServerSource::Impl {
     // Give the server a moment to make our last results durable, then say goodbye.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     Job ignored;
-    dropQueued();  // never begun: the server gives them back once we are gone
+    // Never begun: the server gives them back once we are gone. The reply's further records,
+    // should they still come, are still recognised as its (and ignored like these).
+    queued_count = 0;
     if (seg && !flushHeld()) disconnect();
     if (seg) seg->markStarted(0);
     while (!unacked.empty() && std::chrono::steady_clock::now() < deadline) {
@@ -471,6 +553,7 @@ struct ServerSource::Impl {
         disconnect();
         continue;
       }
+      queued_count = 0;  // a further record's jobs: ignored too
       if (unacked.empty()) break;
       if (seg) (void)seg->waitForReply(std::chrono::milliseconds(20));
       else if (!client.hasBuffered()) {
