@@ -636,6 +636,9 @@ RunResult Runner::run(const RunConfig& c, bool show_progress, const std::string&
       r.handoff_p50_us = maxOf(r.handoff_p50_us, h.handoff_p50_us);
       r.handoff_p99_us = maxOf(r.handoff_p99_us, h.handoff_p99_us);
       r.handoff_p999_us = maxOf(r.handoff_p999_us, numberAt(stats, "/handoff/p999_us"));
+      r.handoff_count = sumOf(r.handoff_count, numberAt(stats, "/handoff/count"));
+      r.handoff_ahead_p50_us = maxOf(r.handoff_ahead_p50_us, numberAt(stats, "/handoff_ahead/p50_us"));
+      r.handoff_ahead_p99_us = maxOf(r.handoff_ahead_p99_us, numberAt(stats, "/handoff_ahead/p99_us"));
       r.enqueue_to_start_p50_us = maxOf(r.enqueue_to_start_p50_us, numberAt(stats, "/enqueue_to_start/p50_us"));
       r.enqueue_to_start_p99_us = maxOf(r.enqueue_to_start_p99_us, numberAt(stats, "/enqueue_to_start/p99_us"));
       r.enqueue_to_start_p999_us = maxOf(r.enqueue_to_start_p999_us, numberAt(stats, "/enqueue_to_start/p999_us"));

@@ -136,6 +136,8 @@ struct RunResult {
   /// Server stats; with several hosts, these percentiles (and enqueue_to_start's, and the held
   /// batches' open times) are the worst host's: percentiles of different servers do not merge.
   std::optional<double> handoff_p50_us, handoff_p99_us, handoff_p999_us;
+  std::optional<double> handoff_count;  ///< requests of waiting workers the percentiles cover
+  std::optional<double> handoff_ahead_p50_us, handoff_ahead_p99_us;  ///< requests sent ahead
   std::optional<double> enqueue_to_start_p50_us, enqueue_to_start_p99_us, enqueue_to_start_p999_us;
   std::optional<double> gap_p50_us, gap_p99_us, gap_p999_us;  ///< worker side: end of job → start of next
   std::optional<double> server_peak_rss_kb;

@@ -183,8 +183,10 @@ std::string renderMetrics(const server::StatsSnapshot* snapshot, const DbProbe::
     e.counter("hostq_db_reconnects_total", "reconnections of the server's database connections", s.db_reconnects);
     e.counter("hostq_notifications_total", "LISTEN notifications received", s.notifications);
     e.counter("hostq_workers_dropped_total", "workers dropped for a protocol error", s.workers_dropped);
-    e.histogram("hostq_handoff_seconds", "a worker's request to the first job delivered to it (one per request)", s.handoff,
+    e.histogram("hostq_handoff_seconds", "a waiting worker's request to the first job delivered to it (one per request)", s.handoff,
                 latencyBoundsNs(), 1e9);
+    e.histogram("hostq_handoff_ahead_seconds", "a request sent ahead, while the worker still runs jobs, to its first job delivered",
+                s.handoff_ahead, latencyBoundsNs(), 1e9);
     e.histogram("hostq_enqueue_to_start_seconds", "a job's created_at to its hand-off to a worker",
                 s.enqueue_to_start, latencyBoundsNs(), 1e9);
     e.histogram("hostq_db_statement_seconds", "wall time of each database round trip of the server", s.db_statement,

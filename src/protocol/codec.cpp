@@ -72,7 +72,7 @@ template <class Ar> void fields(Ar& ar, Hello& m) {
   ar(m.config, "config"); ar(m.transport, "transport");
 }
 template <class Ar> void fields(Ar& ar, Reserve& m) {
-  ar(m.request_seq, "request_seq"); ar(m.request_mono_ns, "request_mono_ns"); ar(m.max_jobs, "max_jobs");
+  ar(m.request_seq, "request_seq"); ar(m.request_mono_ns, "request_mono_ns"); ar(m.max_jobs, "max_jobs"); ar(m.ahead, "ahead");
 }
 template <class Ar> void fields(Ar& ar, Complete& m) { ar(m.job_id, "job_id"); ar(m.seq, "seq"); }
 template <class Ar> void fields(Ar& ar, Fail& m) {

@@ -74,6 +74,9 @@ struct Reserve {
   /// Jobs the worker takes at once: 1, or more over shared memory when its jobs are short.
   /// Untrusted: the server clamps it to [1, kMaxJobsPerReserve].
   std::uint16_t max_jobs = 1;
+  /// Sent ahead of need (protocol 4): the worker still has jobs to run, so the time to its reply
+  /// is not time a worker waits (docs/server.md, "A request ahead").
+  bool ahead = false;
   bool operator==(const Reserve&) const = default;
 };
 

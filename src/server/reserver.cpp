@@ -171,7 +171,7 @@ bool Reserver::holdsAnything(WorkerId id) const {
 }
 
 void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
-                          SteadyClock::time_point requested_at, std::uint16_t max_jobs) {
+                          SteadyClock::time_point requested_at, std::uint16_t max_jobs, bool ahead) {
   if (id >= m_clients.size() || !m_clients[id].live || m_clients[id].detached) return;
   Client& c = m_clients[id];
   if (c.reattached) {
@@ -194,6 +194,7 @@ void Reserver::requestJob(ClientId id, std::uint64_t request_seq,
   c.state = ClientState::Waiting;
   c.request_seq = request_seq;
   c.requested_at = requested_at;
+  c.ahead = ahead;
   m_groups[c.group].waiting.push_back(id);
 }
 
@@ -331,7 +332,7 @@ void Reserver::handOut(Group& g, ClientId id, Job job, bool needs_transfer, int 
   c.state = ClientState::Working;
   c.jobs.push_back(job.id);
   job.locked_by = c.name;
-  m_stats.handoff.record(nanosSince(c.requested_at, now));
+  (c.ahead ? m_stats.handoff_ahead : m_stats.handoff).record(nanosSince(c.requested_at, now));
   m_handing.clear();
   m_handing.push_back(std::move(job));
   // Extras only from prefetched jobs this server holds a claim on (not the jobs a written-lock

@@ -84,7 +84,7 @@ class Reserver final : public WorkerJobs {
   /// The client asks for a job (long poll: answered only when a job is assigned), and takes up to
   /// `max_jobs` in one reply when the group has more prefetched than its workers need.
   void requestJob(ClientId client, std::uint64_t request_seq, SteadyClock::time_point requested_at,
-                  std::uint16_t max_jobs = 1);
+                  std::uint16_t max_jobs = 1, bool ahead = false);
   /// What the client's shared-memory slot named as the job it had started when its connection
   /// closed (0: none). Once known, a job it holds that is not this one was never begun: should
   /// the worker be gone for good, it is given back (no attempt) instead of "process died".
@@ -160,6 +160,7 @@ class Reserver final : public WorkerJobs {
     std::uint64_t request_seq = 0;
     std::uint16_t max_jobs = 1;  ///< of the request waiting
     SteadyClock::time_point requested_at{};
+    bool ahead = false;  ///< the request waiting was sent ahead of need (its own hand-off histogram)
     std::vector<JobId> jobs;  ///< handed out, no result yet, in hand-out order
     std::optional<JobId> started;  ///< lastStarted(): the slot's mark when the connection closed
     std::uint64_t jobs_done = 0;

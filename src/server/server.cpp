@@ -285,7 +285,7 @@ void Server::handleMessage(WorkerEntry& conn, protocol::Message& m, bool via_rin
         mono - static_cast<std::uint64_t>(r->request_mono_ns) < 60'000'000'000ull)
       at = now - std::chrono::nanoseconds(mono - static_cast<std::uint64_t>(r->request_mono_ns));
     // Several jobs per reply only through the ring: a socket reply carries one frame.
-    m_reserver->requestJob(conn.id, r->request_seq, at, via_ring ? r->max_jobs : std::uint16_t{1});
+    m_reserver->requestJob(conn.id, r->request_seq, at, via_ring ? r->max_jobs : std::uint16_t{1}, r->ahead);
   } else if (auto result = protocol::toJobResult(m)) {
     m_reserver->reportResult(conn.id, *result);
   } else if (std::holds_alternative<protocol::Heartbeat>(m)) {

@@ -74,7 +74,8 @@ struct ServerStats {
   LatencyHistogram held_batch_jobs;      ///< jobs handed out per closed batch ("ns" = jobs)
   std::uint64_t held_batch_jobs_sum = 0;
   StatementCounts statements;
-  LatencyHistogram handoff;           ///< request → job delivered (server side)
+  LatencyHistogram handoff;           ///< request → job delivered (server side), for a worker waiting
+  LatencyHistogram handoff_ahead;     ///< the same for requests sent ahead, while the worker still runs jobs
   LatencyHistogram enqueue_to_start;  ///< job created_at → delivered (database clock vs ours)
   LatencyHistogram batch_sizes;       ///< rows per reservation (recorded as "ns" = rows)
   LatencyHistogram db_statement;      ///< wall time of each database round trip

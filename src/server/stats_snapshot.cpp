@@ -84,6 +84,7 @@ Json statsJson(const StatsSnapshot& snap) {
   w["workers_dropped"] = s.workers_dropped;
   w["idle_transitions"] = s.idle_transitions;
   w["handoff"] = percentiles(s.handoff);
+  w["handoff_ahead"] = percentiles(s.handoff_ahead);
   w["db_statement"] = percentiles(s.db_statement);
   w["db_busy_ms"] = static_cast<double>(s.db_busy_ns) / 1e6;
   w["enqueue_to_start"] = percentiles(s.enqueue_to_start);

@@ -413,7 +413,7 @@ struct ServerSource::Impl {
   }
 
   /// Sends a Reserve (behind the held result, in one record, when both fit). false = broken.
-  bool sendReserve(bool socket_only, bool wake = true) {
+  bool sendReserve(bool socket_only, bool wake = true, bool ahead = false) {
     const std::uint64_t seq = next_seq++;
     // A Reserve sent on the socket becomes the client's outstanding request by itself; one
     // sent through the ring must be registered, since its reply may come either way.
@@ -421,6 +421,7 @@ struct ServerSource::Impl {
     asked = jobsToAsk(socket_only);
     protocol::Reserve reserve{seq, static_cast<std::int64_t>(monotonicNs())};
     reserve.max_jobs = asked;
+    reserve.ahead = ahead;
     return postReserve(protocol::Message(reserve), socket_only, wake);
   }
 
@@ -430,7 +431,7 @@ struct ServerSource::Impl {
   /// it on its next pass, and next() nudges a sleeping one when half the jobs are done.
   bool askAheadIfShort() {
     if (requested || !asksAhead()) return true;
-    if (!sendReserve(false, /*wake=*/false)) return false;
+    if (!sendReserve(false, /*wake=*/false, /*ahead=*/true)) return false;
     requested = true;
     return true;
   }
@@ -444,7 +445,7 @@ struct ServerSource::Impl {
       } else {
         // The previous result goes now, without waking a sleeping server (nothing waits on it),
         // or with a request ahead if none is out yet (which wakes it).
-        if (!(!requested && asksAhead() ? (requested = sendReserve(false)) : flushHeld(/*wake=*/false))) {
+        if (!(!requested && asksAhead() ? (requested = sendReserve(false, true, /*ahead=*/true)) : flushHeld(/*wake=*/false))) {
           disconnect();
           return next(out);
         }
