@@ -72,11 +72,15 @@ int runDemo(const DemoFlags& f, const CommonOptions& common) {
   row("jobs/s", thousands(a.jobs_per_second), b ? thousands(b->jobs_per_second) : "");
   row("database statements per job", fmtNum(a.db_statements_per_job, 4) + " (hostq's count)",
       b ? fmtNum(b->db_statements_per_job, 3) + " (xact_commit)" : "");
-  row("hand-off latency p50 / p99 (server)", us(a.handoff_p50_us) + " / " + us(a.handoff_p99_us), b ? "– (no server)" : "");
   row("job gap p50 / p99 (worker)", us(a.gap_p50_us) + " / " + us(a.gap_p99_us),
       b ? us(b->gap_p50_us) + " / " + us(b->gap_p99_us) : "");
-  std::printf("\n(hand-off: a worker's request → its job delivered, measured by the server; job gap: the end of one\n"
-              " job → the start of the next, measured in the worker, result report and database trips included)\n");
+  row("hand-off p50 / p99 (server)", us(a.handoff_p50_us) + " / " + us(a.handoff_p99_us), b ? "– (no server)" : "");
+  row("  of requests sent ahead", us(a.handoff_ahead_p50_us) + " / " + us(a.handoff_ahead_p99_us), "");
+  std::printf("\n(job gap: the end of one job → the start of the next, measured in the worker, result report and\n"
+              " database trips included: what a worker waits. hand-off: a worker's request → its first job\n"
+              " delivered, measured by the server; for the few requests of a worker with nothing to run (%s of\n"
+              " them), and apart for the requests a worker with short jobs sends ahead while it still runs jobs)\n",
+              a.handoff_count ? thousands(*a.handoff_count).c_str() : "–");
   if (b && b->jobs_per_second > 0) {
     std::printf("\nshared memory: %.1f× the jobs/s of direct mode", a.jobs_per_second / b->jobs_per_second);
     if (a.db_statements_per_job && b->db_statements_per_job && *a.db_statements_per_job > 0)

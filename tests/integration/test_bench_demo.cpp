@@ -125,7 +125,7 @@ TEST_F(BenchDemo, BenchRejectsZeroHosts) {
 TEST_F(BenchDemo, DemoRunsShmThenDirectAndPrintsTheSummary) {
   RunResult r = runHostq({"demo", "--jobs", "5000", "--direct-jobs", "1000", "--database-url", url(), "--schema", schema()});
   ASSERT_EQ(r.code, 0) << r.describe();
-  for (const char* text : {"jobs/s", "database statements per job", "hand-off latency p50 / p99", "direct",
+  for (const char* text : {"jobs/s", "database statements per job", "hand-off p50 / p99", "of requests sent ahead", "job gap p50 / p99", "direct",
                            "the jobs/s of direct mode", "direct mode ran 1,000 jobs instead of 5,000"})
     EXPECT_NE(r.out.find(text), std::string::npos) << "missing \"" << text << "\"\n" << r.describe();
   // Not a terminal: plain progress lines, never a carriage return.
