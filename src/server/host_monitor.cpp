@@ -73,7 +73,15 @@ void HostMonitor::countLiveHosts() {
 
 int HostMonitor::reapDeadHosts() {
   connect();
-  if (!m_maint->tryLockReaper()) return -1;
+  const bool locked = m_maint->tryLockReaper();
+  if (locked) {
+    m_reaperLockMisses = 0;
+  } else if (++m_reaperLockMisses < kReaperLockPatience) {
+    return -1;
+  } else if (m_reaperLockMisses == kReaperLockPatience) {
+    spdlog::warn("the dead-host reaper lock has been held elsewhere for {} rounds (a frozen server?): reaping without it",
+                 m_reaperLockMisses);
+  }
   int handled = 0;
   try {
     for (const auto& host : m_maint->declareDeadHosts(m_o.host)) {
@@ -103,12 +111,12 @@ int HostMonitor::reapDeadHosts() {
     }
   } catch (...) {
     try {
-      m_maint->unlockReaper();
+      if (locked) m_maint->unlockReaper();
     } catch (...) {  // the lock goes with the connection
     }
     throw;
   }
-  m_maint->unlockReaper();
+  if (locked) m_maint->unlockReaper();
   return handled;
 }
 

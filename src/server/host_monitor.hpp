@@ -60,8 +60,12 @@ class HostMonitor {
   /// (never on the first beat: a fresh server holds nothing from before).
   bool beat();
   /// Reaps every dead host; returns the jobs rescheduled or released, -1 if another server is
-  /// reaping.
+  /// reaping. After kReaperLockPatience rounds in a row without the reaper lock it reaps without
+  /// it: the lock is a session lock, and a holder frozen (SIGSTOP, a stalled VM) mid-round would
+  /// otherwise keep every host from reaping, the frozen one included, for as long as it stays
+  /// frozen. The lock only saves duplicate work: every write of a round is a compare-and-set.
   int reapDeadHosts();
+  static constexpr int kReaperLockPatience = 3;
   /// Enqueues the missing next runs of the periodic jobs; returns how many this call enqueued.
   int schedulePeriodic();
   /// Counts the hosts live on the database into liveHosts() (every second, and with each beat).
@@ -83,6 +87,7 @@ class HostMonitor {
   std::unique_ptr<store::MaintenanceStore> m_maint;
   std::unique_ptr<Store> m_store;
   bool m_firstBeat = true;
+  int m_reaperLockMisses = 0;  ///< rounds in a row another session held the reaper lock
   std::atomic<int> m_liveHosts{1};
 
   std::mutex m_mutex;

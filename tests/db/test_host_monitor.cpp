@@ -139,6 +139,26 @@ TEST_F(HostMonitorTest, OnlyOneReaperAtATime) {
   EXPECT_GE(a->reapDeadHosts(), 0);
 }
 
+// A reaper lock held round after round (its holder frozen mid-round, say) does not stop the
+// reaping for good: after kReaperLockPatience rounds without it, a server reaps anyway, and its
+// compare-and-set writes keep a job from being rescheduled twice.
+TEST_F(HostMonitorTest, AReaperLockHeldRoundAfterRoundIsNotWaitedForForever) {
+  auto gone = monitor("web-1");
+  auto a = monitor("web-2");
+  EXPECT_FALSE(gone->beat());
+  EXPECT_FALSE(a->beat());
+  const JobId running = putWith(3);
+  lockAs(running, "web-1:4242");
+  silence("web-1", 10);
+  const std::string key = "half_md5_as_bigint('hostq:reap_dead_hosts:' || current_schema())";
+  sql("SELECT pg_advisory_lock(" + key + ")");  // a frozen reaper's session
+  for (int i = 1; i < HostMonitor::kReaperLockPatience; ++i) EXPECT_EQ(a->reapDeadHosts(), -1) << "round " << i;
+  EXPECT_EQ(a->reapDeadHosts(), 1) << "the dead host's job was not rescheduled";
+  EXPECT_EQ(a->reapDeadHosts(), 0) << "a job rescheduled twice";
+  EXPECT_EQ(row(running).rfind("- 1 host died: ", 0), 0u) << row(running);
+  sql("SELECT pg_advisory_unlock(" + key + ")");
+}
+
 TEST_F(HostMonitorTest, EachPeriodicTickIsEnqueuedOnceAcrossServers) {
   const hostq::PeriodicJob nightly{"nightly", "0 3 * * *", "Report#nightly", "p", "reports", 5, 2};
   std::vector<std::unique_ptr<HostMonitor>> servers;

@@ -126,23 +126,23 @@ TEST_F(ServerFaults, ShmWorkerLostBeforeBeginningItsJobGivesItBack) {
 TEST_F(ServerFaults, WorkerKilledWithJobsQueuedBehindItsOwnGivesThemBack) {
   auto server = startServer();
   const std::string file = dir() + "/append.log";
-  // In priority order: one short job (the worker's first request goes over the socket and takes
-  // one; the job teaches it that its jobs are short), the job it is killed in, then short jobs
-  // that its next request, through the ring, takes in the same reply.
-  NewJob warm = job("hostq.noop");
-  warm.priority = 0;
-  const JobId warmed = put(warm);
+  // A short job first: the worker's first request goes over the socket and takes one, and the
+  // job teaches it that its jobs are short. Its next request asks for many.
+  const JobId warmed = put(job("hostq.noop"));
+  auto w = startWorker();
+  ASSERT_TRUE(waitUntil([&] { return !exists(warmed); }, 20s)) << w.log();
+  ASSERT_TRUE(waitStats(statIs("workers_waiting", 1))) << w.log();
+  // Then, in this order, the job it is killed in and short jobs behind it: the blocker is the
+  // first job it is handed; the short ones come in the same reply or in the reply to the request
+  // it sends ahead, and none of them may begin.
   NewJob blocker = job("hostq.sleep");
   blocker.payload = "60000";
-  blocker.priority = 1;
   const JobId blocked = put(blocker);
-  const auto queued = enqueueAppend(6, file, "queue", 10);
-  auto w = startWorker();
-  ASSERT_TRUE(waitStats([](const std::string& s) { return statNumber(s, "extra_jobs_handed_out").value_or(0) >= 1; }, 20s))
-      << "the worker never took several jobs in one reply\n" << w.log();
-  // Begun: its lock is written under the worker's name (at the latest when its batch closes).
-  ASSERT_TRUE(waitUntil([&] { return count("id = " + std::to_string(blocked) + " AND locked_by = '" + workerName(w.pid()) + "'") == 1; }, 20s))
-      << w.log();
+  const auto queued = enqueueAppend(6, file, "queue", kNormalPriority + 10);
+  ASSERT_TRUE(waitUntil([&] { return sleepingInHandler(w.pid()); }, 20s)) << "the blocker never began\n" << w.log();
+  ASSERT_TRUE(waitStats([](const std::string& s) {
+    return statNumber(s, "jobs_handed_out").value_or(0) >= 4 && statNumber(s, "extra_jobs_handed_out").value_or(0) >= 1;
+  }, 20s)) << "the worker never took several jobs in one reply\n" << stats() << w.log();
   w.kill9();
   // Begun: the warm-up job and the one it was killed in. Everything else it was handed is given back.
   ASSERT_TRUE(waitStats([&](const std::string& s) {
