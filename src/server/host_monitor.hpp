@@ -50,6 +50,8 @@ class HostMonitor {
   HostMonitor(const HostMonitor&) = delete;
   HostMonitor& operator=(const HostMonitor&) = delete;
 
+  /// Writes the first heartbeat (before returning: a host that claims has a row the reaper
+  /// knows), then starts the thread.
   void start();
   /// Stops the thread. `sign_off`: the server is leaving cleanly, so its host stops promising
   /// heartbeats and is not declared dead later (only if it holds no lock any more).
@@ -78,7 +80,7 @@ class HostMonitor {
   static std::chrono::milliseconds heartbeatInterval(std::chrono::milliseconds host_timeout);
 
  private:
-  void run();
+  void run(bool beaten);
   void connect();
 
   HostMonitorOptions m_o;

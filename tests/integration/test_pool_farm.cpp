@@ -134,6 +134,9 @@ TEST_F(PoolFarm, AFrozenHostThatComesBackDoesNotClaimTheJobsItLost) {
   auto tree = childrenOf(a.pid());
   tree[a.pid()] = "pool";
   for (const auto& [pid, name] : tree) ::kill(pid, SIGSTOP);
+  // A server writes its first heartbeat before it claims: without a row, host-a would never be
+  // reaped (this raced under the sanitizers when the first beat was the monitor thread's).
+  ASSERT_EQ(query("SELECT count(*) FROM hostq_hosts WHERE hostname = 'host-a'"), "1");
   // host-b only reaps: its workers take another queue, so the rescheduled job stays visible.
   startPool({"--workers", "1", "--queue", "elsewhere", "--hostname", "host-b", "--host-timeout", "2s"});
   ASSERT_TRUE(waitUntil([&] {
