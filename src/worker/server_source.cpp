@@ -173,6 +173,10 @@ struct ServerSource::Impl {
           }
           backoff.reset();
           fresh = true;
+          // A new connection: whatever the old one had asked for is not outstanding here (a
+          // client that closed itself, on a protocol error or EOF, skipped disconnect()).
+          requested = false;
+          extra_left = 0;
           // Results the previous connection never saw acknowledged: the server adopts them
           // (compare-and-set) so each is written once. A job run twice (handed out again by a
           // restarted server before this resend) is resent once, with its latest result.
