@@ -449,10 +449,12 @@ struct ServerSource::Impl {
       } else {
         // The previous result goes now, without waking a sleeping server (nothing waits on it),
         // or with a request ahead if none is out yet (which wakes it).
-        if (!(!requested && asksAhead() ? (requested = sendReserve(false, true, /*ahead=*/true)) : flushHeld(/*wake=*/false))) {
+        const bool ask = !requested && asksAhead();
+        if (!(ask ? sendReserve(false, /*wake=*/true, /*ahead=*/true) : flushHeld(/*wake=*/false))) {
           disconnect();
           return next(out);
         }
+        requested |= ask;
         std::swap(out, queued[queued_head]);
         queued_head = (queued_head + 1) % kQueueCap;
         --queued_count;
