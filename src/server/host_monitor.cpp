@@ -165,7 +165,8 @@ int HostMonitor::schedulePeriodic() {
 
 void HostMonitor::run(bool beaten) {
   const auto interval = heartbeatInterval(m_o.host_timeout);
-  auto nextBeat = beaten ? Clock::now() + interval : Clock::now(), nextReap = Clock::now(), nextAudit = Clock::now(), nextCount = Clock::now();
+  const auto start = Clock::now();
+  auto nextBeat = beaten ? start + interval : start, nextReap = start, nextAudit = start, nextCount = start;
   auto backoff = std::chrono::milliseconds(0);
   std::unique_lock lock(m_mutex);
   while (!m_stop) {

@@ -170,16 +170,14 @@ std::size_t Server::deliver(ClientId client, std::span<const Job> jobs, std::uin
       std::size_t used = enc.value();
       std::size_t sent = 0;  // jobs in records already published
       std::size_t n = 1;     // jobs encoded so far
-      bool full = false;
-      for (; n < jobs.size() && !a.payload_omitted; ++n) {
-        protocol::assignJobAssigned(jobs[n], request_seq, a);
-        auto more = protocol::encodeInto(
-            m_tx, std::span<std::byte>(m_buf.data() + used, shm::kReplyPayloadMax - used));
-        if (more.ok()) {
+      for (;;) {
+        for (; n < jobs.size() && !a.payload_omitted; ++n) {
+          protocol::assignJobAssigned(jobs[n], request_seq, a);
+          auto more = protocol::encodeInto(
+              m_tx, std::span<std::byte>(m_buf.data() + used, shm::kReplyPayloadMax - used));
+          if (!more.ok()) break;  // this record is full; m_tx keeps jobs[n] for the next one
           used += more.value();
-          continue;
         }
-        // This record is full: publish it and start the next with this job.
         const auto r = m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), used));
         if (r == shm::PushResult::Corrupt || r == shm::PushResult::Closed) {
           dropWorker(id, "reply ring corrupt or closed");
@@ -187,26 +185,14 @@ std::size_t Server::deliver(ClientId client, std::span<const Job> jobs, std::uin
         }
         if (r != shm::PushResult::Ok) {
           if (sent > 0) return sent;
-          full = true;
-          break;
+          break;  // the first job falls back to the socket below
         }
         sent = n;
-        more = protocol::encodeInto(m_tx, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
-        if (!more.ok()) return sent;  // a job too large for a record of its own: not sent
-        used = more.value();
-      }
-      if (!full) {
-        switch (m_segment->pushReply(*conn.slot, std::span<const std::byte>(m_buf.data(), used))) {
-          case shm::PushResult::Ok: return n;
-          case shm::PushResult::Full:
-          case shm::PushResult::TooLarge:
-            if (sent > 0) return sent;
-            break;  // the first job falls back to the socket below
-          case shm::PushResult::Corrupt:
-          case shm::PushResult::Closed:
-            dropWorker(id, "reply ring corrupt or closed");
-            return sent;
-        }
+        if (n == jobs.size() || a.payload_omitted) return sent;
+        auto next = protocol::encodeInto(m_tx, std::span<std::byte>(m_buf.data(), shm::kReplyPayloadMax));
+        if (!next.ok()) return sent;  // a job too large for a record of its own: not sent
+        used = next.value();
+        ++n;
       }
       conn.parked_payloads.erase(job.id);
       protocol::assignJobAssigned(job, request_seq, a);
