@@ -454,9 +454,8 @@ bool Reserver::drain() {
 }
 
 bool Reserver::allIdle() const noexcept {
-  // A worker that asked ahead is Waiting while it still runs what it holds.
   for (auto& c : m_clients)
-    if (c.live && (c.state == ClientState::Working || !c.jobs.empty())) return false;
+    if (c.live && c.working()) return false;
   return true;
 }
 
@@ -495,10 +494,9 @@ std::vector<Reserver::ClientView> Reserver::clients() const {
   for (auto& c : m_clients) {
     if (!c.live) continue;
     // The oldest job unreported is the one running: a worker runs its jobs in the order given.
-    // Holding jobs is working, whether or not the worker has asked ahead for more.
-    const char* state = c.state == ClientState::Working || !c.jobs.empty() ? "working"
-                        : c.state == ClientState::Waiting                  ? "waiting"
-                                                                           : "idle";
+    const char* state = c.working()                          ? "working"
+                        : c.state == ClientState::Waiting   ? "waiting"
+                                                             : "idle";
     out.push_back(ClientView{c.name, c.pid, c.transport, state, c.jobs_done,
                              c.jobs.empty() ? std::nullopt : std::optional<JobId>(c.jobs.front())});
   }

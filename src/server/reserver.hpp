@@ -164,6 +164,8 @@ class Reserver final : public WorkerJobs {
     std::vector<JobId> jobs;  ///< handed out, no result yet, in hand-out order
     std::optional<JobId> started;  ///< lastStarted(): the slot's mark when the connection closed
     std::uint64_t jobs_done = 0;
+    /// Runs jobs: handed one, or holding some while it waits on a request sent ahead.
+    bool working() const noexcept { return state == ClientState::Working || !jobs.empty(); }
     bool detached = false;    ///< no connection; holds its jobs for a reconnect
     bool reattached = false;  ///< reconnected; its first request settles the jobs it holds
   };
