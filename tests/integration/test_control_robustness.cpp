@@ -61,14 +61,17 @@ struct RawPeer {
       all.insert(all.end(), buf, buf + n);
     }
   }
-  /// The Error reason the server sent before closing, or "" if it sent none.
+  /// The Error reason the server sent before closing, or "" if it sent none. Frames before it
+  /// are skipped: a peer that said Hello may have been answered HelloOk first (whether it was
+  /// depends on whether its next frame reached the server before the owner accepted the Hello).
   static std::string errorReason(const std::vector<std::byte>& bytes) {
-    auto h = protocol::decodeHeader(bytes);
-    if (!h || bytes.size() < h->frameSize()) return "";
-    auto m = protocol::decode(std::span(bytes.data(), h->frameSize()));
-    if (!m) return "";
-    if (auto* e = std::get_if<protocol::Error>(&m.value())) return e->reason;
-    return "";
+    for (std::span<const std::byte> rest(bytes);;) {
+      auto frame = protocol::nextFrame(rest);
+      if (!frame) return "";
+      auto m = protocol::decode(frame.value());
+      if (!m) return "";
+      if (auto* e = std::get_if<protocol::Error>(&m.value())) return e->reason;
+    }
   }
 };
 
