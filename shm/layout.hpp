@@ -16,7 +16,7 @@ namespace hostq::shm {
 inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
 /// Bump on any change of field order, width or meaning in this file.
 /// 2: multi-frame request records, pending flags; 3: startedJob, multi-frame reply records.
-inline constexpr std::uint32_t kLayoutVersion = 4;
+inline constexpr std::uint32_t kLayoutVersion = 5;
 
 /// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
 /// owned by one side must not share a pair with a word owned by the other (as Aeron pads).
@@ -31,7 +31,7 @@ inline constexpr std::uint32_t kPendingWords = kMaxSlotCount / 64;
 /// 2 × 32 of them, before the server next visits its slot (which it must, to answer it); 128
 /// never fills then, and a full ring would send results over the socket.
 inline constexpr std::uint32_t kRequestRingCapacity = 128;
-inline constexpr std::uint32_t kReplyRingCapacity = 32;
+inline constexpr std::uint32_t kReplyRingCapacity = 64;
 static_assert((kRequestRingCapacity & (kRequestRingCapacity - 1)) == 0, "index masking needs a power of two");
 static_assert((kReplyRingCapacity & (kReplyRingCapacity - 1)) == 0, "index masking needs a power of two");
 
@@ -113,6 +113,11 @@ struct SegmentHeader {
   std::atomic<std::uint64_t> wakePostNs;  // when a worker last had to wake the server
   // --- server-owned pair: read by every worker after every request push.
   alignas(kLinePair) std::atomic<std::uint32_t> serverSleeping;
+  /// The doorbell value the server's FUTEX_WAIT compares against (layout version 5): stored
+  /// relaxed before serverSleeping's seq_cst store, read after a worker's seq_cst load of 1. A
+  /// doorbell already past it means someone rang since the server went to sleep, so its wait
+  /// returns without another FUTEX_WAKE.
+  std::atomic<std::uint32_t> sleepDoorbell;
   // --- shared spinner counter (workers RMW).
   alignas(kLinePair) std::atomic<std::uint32_t> spinners;
   // --- request flags, bit i%64 of word i/64 for slot i: a worker sets its bit (RMW seq_cst)
@@ -136,7 +141,7 @@ static_assert(offsetof(RequestRing, tail) == 0);
 static_assert(offsetof(RequestRing, head) == 128);
 static_assert(offsetof(RequestRing, records) == 256);
 static_assert(sizeof(RequestRing) == 256 + 128 * 256);
-static_assert(sizeof(ReplyRing) == 256 + 32 * 1024);
+static_assert(sizeof(ReplyRing) == 256 + 64 * 1024);
 static_assert(offsetof(SlotLayout, state) == 0);
 static_assert(offsetof(SlotLayout, replyPostNs) == 128);
 static_assert(offsetof(SlotLayout, workerSleeping) == 256);
@@ -150,6 +155,7 @@ static_assert(offsetof(SegmentHeader, replyRingCapacity) == 0x38);
 static_assert(offsetof(SegmentHeader, retired) == 0x3C);
 static_assert(offsetof(SegmentHeader, doorbell) == 128);
 static_assert(offsetof(SegmentHeader, serverSleeping) == 256);
+static_assert(offsetof(SegmentHeader, sleepDoorbell) == 260);
 static_assert(offsetof(SegmentHeader, spinners) == 384);
 static_assert(offsetof(SegmentHeader, pending) == 512);
 static_assert(sizeof(SegmentHeader) == 1024);

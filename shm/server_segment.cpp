@@ -278,6 +278,7 @@ WaitOutcome ServerSegment::waitForWork(std::chrono::nanoseconds timeout) noexcep
     // this value, so a post after the re-check makes the wait return at once.
     const std::uint32_t db = h.doorbell.load(std::memory_order_acquire);
     if (db != m.lastDoorbell) return m.ready();
+    h.sleepDoorbell.store(db, std::memory_order_relaxed);
     h.serverSleeping.store(1, std::memory_order_seq_cst);
     if (m.anyPending()) {
       h.serverSleeping.store(0, std::memory_order_relaxed);

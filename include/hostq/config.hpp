@@ -77,6 +77,10 @@ struct ServerSettings {
 };
 
 /// One worker entry (YAML `workers:` list item, top-level keys merged in).
+/// The most jobs one request may take (the protocol's limit; a worker asks for fewer while its
+/// jobs are not short).
+inline constexpr int kMaxJobsPerRequest = 256;
+
 struct WorkerSettings {
   WorkerConfig config;  ///< queue, priorities, workers count, extra keys (the grouping key)
   Transport transport = Transport::Shm;
@@ -89,12 +93,12 @@ struct WorkerSettings {
   /// to 2.6–3.8 µs and the hand-off p99 from 66–82 to 53–61 µs. 0 leaves the worker at its
   /// parent's priority.
   int nice = 5;
-  /// Most jobs a shared-memory worker takes in one request (1…32) while its jobs are short (it
+  /// Most jobs a shared-memory worker takes in one request (1…256) while its jobs are short (it
   /// asks for enough to cover 100 µs of its work): the futex wake and context switches of a
   /// hand-off are paid once per request (docs/server.md, "Several jobs per request"). 1 = one
   /// job per request: for a queue whose job lengths vary so much that a job may wait behind a
   /// long one in a worker's queue while another worker is idle.
-  int jobs_per_request = 32;
+  int jobs_per_request = kMaxJobsPerRequest;
 };
 
 struct PoolSettings {

@@ -5,6 +5,7 @@
 #include "hostq/error.hpp"
 #include "http/listen_address.hpp"
 #include "pool/config_parse.hpp"
+#include "protocol/messages.hpp"
 
 namespace hostq::cli {
 
@@ -24,8 +25,8 @@ void addWorkerFlags(CLI::App& cmd, FarmFlags& f) {
   cmd.add_option("--worker-nice", f.worker_nice, "added to each worker's nice value (0-19; default 5: the server keeps the CPU first)")
       ->check(CLI::Range(0, 19));
   cmd.add_option("--jobs-per-request", f.jobs_per_request,
-                 "most jobs a shared-memory worker takes per request while its jobs are short (1-32; default 32; 1 = one at a time)")
-      ->check(CLI::Range(1, 32));
+                 "most jobs a shared-memory worker takes per request while its jobs are short (1-256; default 256; 1 = one at a time)")
+      ->check(CLI::Range(1, static_cast<int>(protocol::kMaxJobsPerReserve)));
   cmd.add_option("--max-attempts", f.max_attempts, "default max attempts of jobs that have none")->check(CLI::Range(1, 1000000));
   cmd.add_flag("--delete-failed-jobs", f.delete_failed_jobs, "delete permanently failed jobs instead of moving them to failed_jobs");
 }

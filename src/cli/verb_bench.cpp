@@ -11,6 +11,7 @@
 #include "cli/burndown.hpp"
 #include "cli/verbs.hpp"
 #include "pool/config_parse.hpp"
+#include "protocol/messages.hpp"
 
 namespace hostq::cli {
 namespace {
@@ -228,8 +229,8 @@ VerbMain setup(CLI::App& cmd, const CommonOptions& common) {
   cmd.add_option("--worker-nice", f->worker_nice, "added to each worker's nice value (0-19; default: the workers' default, 5)")
       ->check(CLI::Range(0, 19));
   cmd.add_option("--jobs-per-request", f->jobs_per_request,
-                 "most jobs a worker takes per request while its jobs are short (1-32; default: the workers' default, 32)")
-      ->check(CLI::Range(1, 32));
+                 "most jobs a worker takes per request while its jobs are short (1-256; default: the workers' default, 256)")
+      ->check(CLI::Range(1, static_cast<int>(protocol::kMaxJobsPerReserve)));
   cmd.add_option("--held-max-hosts", f->held_max_hosts,
                  "the server's held_max_hosts: held-lock claims only while at most this many hosts are live (0 = always; default: the server's)")
       ->check(CLI::Range(0, 100000));

@@ -27,6 +27,8 @@
 
 namespace hostq {
 
+static_assert(kMaxJobsPerRequest == protocol::kMaxJobsPerReserve, "the public limit is the protocol's");
+
 const char* toString(Transport t) noexcept {
   switch (t) {
     case Transport::Shm:

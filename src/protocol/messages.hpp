@@ -63,7 +63,7 @@ struct Hello {
 /// Upper bound of Reserve::max_jobs: a worker's queue of jobs it has not begun stays short (it
 /// asks for 100 µs of its work at most). A reply of more jobs than one ring record holds goes in
 /// several records (protocol 4).
-inline constexpr std::uint16_t kMaxJobsPerReserve = 32;
+inline constexpr std::uint16_t kMaxJobsPerReserve = 256;
 
 /// Long poll for jobs. The server answers only with JobAssigned frames (never "nothing"): one,
 /// and with `max_jobs` > 1 up to that many in all when it has more prefetched than its waiting

@@ -84,7 +84,16 @@ void Reserver::gone(WorkerId id, Gone how) {
   auto& r = m_groups[c.group].reserving;
   r.erase(std::remove(r.begin(), r.end(), id), r.end());
   const std::vector<JobId> jobs = c.jobs;  // undelivered() edits c.jobs
-  for (JobId job : jobs) {
+  // The worker runs its jobs in the order they were handed out, so the slot's mark also says
+  // that every job before it was begun: its result may have been held in the worker, unpushed,
+  // when it died. None found (0, or a job of ours it no longer holds): none was begun.
+  std::ptrdiff_t started_at = -1;
+  if (c.started) {
+    const auto it = std::find(jobs.begin(), jobs.end(), *c.started);
+    if (it != jobs.end()) started_at = it - jobs.begin();
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const JobId job = jobs[i];
     const auto* e = m_ledger.find(job);
     if (e == nullptr || e->work != Work::Running) continue;
     // A job the worker held when it went away: it may have run part-way, so it counts as an
@@ -96,10 +105,10 @@ void Reserver::gone(WorkerId id, Gone how) {
       undelivered(id, job);
       continue;
     }
-    if (c.started && job != *c.started) {
-      // Taken in a reply of several jobs and never begun: its slot named another job (or none)
-      // as started. Given back without an attempt. (A worker that lies here only costs the
-      // attempt count of its own job.)
+    if (c.started && static_cast<std::ptrdiff_t>(i) > started_at) {
+      // Taken in a reply of several jobs and never begun: behind the job its slot named as
+      // started (or none was). Given back without an attempt. (A worker that lies here only
+      // costs the attempt count of its own jobs.)
       undelivered(id, job);
       ++m_stats.jobs_given_back;
       continue;

@@ -134,7 +134,7 @@ namespace {
 constexpr std::uint32_t kReplyRecordsKept = 4;
 /// The most records one reply fills: a worker asking for many jobs with large payloads takes
 /// the rest in its next request.
-constexpr std::uint32_t kReplyRecordsMax = 8;
+constexpr std::uint32_t kReplyRecordsMax = 24;
 }  // namespace
 
 ReserverSink::ReplyRoom Server::replyRoom(ClientId client) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <utility>
@@ -59,11 +60,17 @@ struct ServerSource::Impl {
   };
   std::vector<Unacked> unacked;
   std::vector<JobId> acked;  ///< a ResultAck's ids, sorted; reused
-  /// The last result's frame, not yet pushed: next() sends it in one ring record with the
-  /// Reserve that follows it (one record and at most one wake of the server per job, not two).
-  /// Only with a segment; empty after a disconnect (connect() resends `unacked` instead).
+  /// Results not yet pushed, frame after frame: the last `held_count` entries of `unacked`.
+  /// next() sends them in one ring record with the Reserve that follows (one record and at most
+  /// one wake of the server per request, not two). While jobs are short they also wait for the
+  /// jobs queued behind them, until the record is full or the worker waits: a no-op burn-down's
+  /// 256 results per reply took 256 records, filled half the request ring and woke the server
+  /// for it. Only with a segment; empty after a disconnect (connect() resends `unacked` instead).
+  /// A worker killed with results here loses them; the server counts every job up to the
+  /// slot's startedJob mark, in hand-out order, as begun (docs/server.md, "Which job was begun").
   std::vector<std::byte> held_result = std::vector<std::byte>(shm::kRequestPayloadMax);
   std::size_t held_len = 0;
+  std::size_t held_count = 0;
   /// The reply being decoded, reused so that a JobAssigned's strings keep their buffers; the
   /// other replies (acks, notices) decode into `rx_other`, so that an ack between two jobs does
   /// not cost the next job's strings their buffers.
@@ -87,6 +94,10 @@ struct ServerSource::Impl {
   bool requested = false;
   std::uint64_t extra_seq = 0;       ///< the request whose reply may still carry jobs
   std::size_t extra_left = 0;        ///< how many more that reply may carry (in further records too)
+  /// Jobs of that reply still to begin before a sleeping server is nudged for the request sent
+  /// ahead: half of what it asked for. Counted per job, not read off the queue, which holds one
+  /// record's jobs at a time.
+  std::size_t until_nudge = 0;
   /// How long this worker's jobs take (EWMA of the time from next() to report()): a request
   /// asks for enough jobs to cover kBatchWindowNs of work, one when jobs are long.
   static constexpr double kBatchWindowNs = 100'000;
@@ -117,6 +128,7 @@ struct ServerSource::Impl {
     requested = false;
     extra_seq = a.request_seq;
     extra_left = from_ring ? asked - 1u : 0;
+    until_nudge = from_ring ? asked / 2u : 0;
   }
 
   /// Whether `m` continues the reply of request `extra_seq` in a further ring record.
@@ -130,6 +142,7 @@ struct ServerSource::Impl {
     dropQueued();
     requested = false;
     held_len = 0;
+    held_count = 0;
     seg.reset();
     client.close();
   }
@@ -231,38 +244,49 @@ struct ServerSource::Impl {
     acked.assign(ids.begin(), ids.end());
     std::sort(acked.begin(), acked.end());
     std::erase_if(unacked, [&](const Unacked& u) { return std::binary_search(acked.begin(), acked.end(), u.id); });
+    // Only a job handed out again (a restarted server) can have its held result acked here.
+    held_count = std::min(held_count, unacked.size());
   }
 
-  /// Pushes the held result alone (no Reserve follows it now). false = the connection broke.
-  /// The held result is always `unacked.back()`: report() flushes before it appends. `wake`:
-  /// ring the server's doorbell if it sleeps (not for a result a queued job follows at once).
+  /// The held results over the socket, in order: the ring had no room for their record.
+  bool sendHeldOverSocket(std::size_t count) {
+    for (std::size_t i = unacked.size() - count; i < unacked.size(); ++i)
+      if (!client.send(unacked[i].message).ok()) return false;
+    return true;
+  }
+
+  /// Pushes the held results (no Reserve follows them now). false = the connection broke.
+  /// `wake`: ring the server's doorbell if it sleeps (not for results a queued job follows at
+  /// once).
   bool flushHeld(bool wake = true) {
     if (held_len == 0) return true;
     const std::size_t n = std::exchange(held_len, 0);
+    const std::size_t count = std::exchange(held_count, 0);
     switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n), wake)) {
       case shm::PushResult::Ok: return true;
       case shm::PushResult::Full:
-      case shm::PushResult::TooLarge: return client.send(unacked.back().message).ok();
+      case shm::PushResult::TooLarge: return sendHeldOverSocket(count);
       case shm::PushResult::Corrupt:
       case shm::PushResult::Closed: break;
     }
     return false;
   }
 
-  /// The Reserve `m`, behind the held result in one record when both fit. false = broken.
+  /// The Reserve `m`, behind the held results in one record when all fit. false = broken.
   bool postReserve(const protocol::Message& m, bool socket_only, bool wake = true) {
     if (held_len == 0 || !seg || socket_only) return flushHeld() && post(m, socket_only, wake);
     auto enc = protocol::encodeInto(
         m, std::span<std::byte>(held_result.data() + held_len, held_result.size() - held_len));
     if (!enc.ok()) return flushHeld() && post(m);
     const std::size_t n = std::exchange(held_len, 0) + enc.value();
+    const std::size_t count = std::exchange(held_count, 0);
     switch (seg->pushRequest(std::span<const std::byte>(held_result.data(), n), wake)) {
       case shm::PushResult::Ok: return true;
       case shm::PushResult::Full:
       case shm::PushResult::TooLarge:
         // Over the socket, in the same order.
         client.setPendingReserve(std::nullopt);
-        return client.send(unacked.back().message).ok() && client.send(m).ok();
+        return sendHeldOverSocket(count) && client.send(m).ok();
       case shm::PushResult::Corrupt:
       case shm::PushResult::Closed: break;
     }
@@ -447,10 +471,13 @@ struct ServerSource::Impl {
       if (stop || !seg || seg->released() || !client.connected()) {
         dropQueued();
       } else {
-        // The previous result goes now, without waking a sleeping server (nothing waits on it),
-        // or with a request ahead if none is out yet (which wakes it).
+        // The results held go with a request ahead if none is out yet (which wakes the server).
+        // Otherwise they wait for the next ones while jobs are short (report() pushes a full
+        // record, quietly), or go now without waking a sleeping server: nothing waits on them.
         const bool ask = !requested && asksAhead();
-        if (!(ask ? sendReserve(false, /*wake=*/true, /*ahead=*/true) : flushHeld(/*wake=*/false))) {
+        const bool sent = ask ? sendReserve(false, /*wake=*/true, /*ahead=*/true)
+                              : (jobsToAsk(false) > 1 || flushHeld(/*wake=*/false));
+        if (!sent) {
           disconnect();
           return next(out);
         }
@@ -458,7 +485,7 @@ struct ServerSource::Impl {
         std::swap(out, queued[queued_head]);
         queued_head = (queued_head + 1) % kQueueCap;
         --queued_count;
-        if (requested && queued_count == asked / 2u) seg->nudgeServer();
+        if (requested && until_nudge > 0 && --until_nudge == 0) seg->nudgeServer();
         return begin(out);
       }
     }
@@ -529,17 +556,26 @@ struct ServerSource::Impl {
       const auto took = std::max(1.0, static_cast<double>(monotonicNs() - std::exchange(started_ns, 0)));
       job_ns = job_ns <= 0 ? took : job_ns * 0.875 + took * 0.125;
     }
-    // The previous result still held means no next() came between: it goes first, alone.
-    if (seg && !flushHeld()) disconnect();
-    unacked.push_back(Unacked{r.id, std::move(m)});
-    if (!client.connected()) return;  // resent after the reconnect
-    if (seg) {
-      auto enc = protocol::encodeInto(unacked.back().message, std::span<std::byte>(held_result));
+    if (seg && client.connected()) {
+      // Behind the results held when it fits; otherwise those go first, quietly (the server
+      // is woken when a worker waits, or when the ring is half full).
+      auto enc = protocol::encodeInto(m, std::span<std::byte>(buf.data(), shm::kRequestPayloadMax));
       if (enc.ok()) {
-        held_len = enc.value();  // pushed by next(), with the Reserve
-        return;
+        const std::size_t n = enc.value();
+        if (held_len + n > held_result.size() && !flushHeld(/*wake=*/false)) disconnect();
+        if (client.connected()) {
+          std::memcpy(held_result.data() + held_len, buf.data(), n);
+          held_len += n;
+          ++held_count;
+          unacked.push_back(Unacked{r.id, std::move(m)});
+          return;  // pushed by next(), with the Reserve or the next results
+        }
+      } else if (!flushHeld()) {
+        disconnect();
       }
     }
+    unacked.push_back(Unacked{r.id, std::move(m)});
+    if (!client.connected()) return;  // resent after the reconnect
     if (!post(unacked.back().message)) disconnect();
   }
 

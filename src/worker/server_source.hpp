@@ -17,7 +17,7 @@ namespace hostq::worker {
 
 class ServerSource final : public JobSource {
  public:
-  /// `jobs_per_request`: the most jobs one request takes through the ring (1…32).
+  /// `jobs_per_request`: the most jobs one request takes through the ring (1…256).
   ServerSource(std::string socket_path, std::string name, WorkerConfig config, Transport transport,
                int interrupt_fd, int jobs_per_request = protocol::kMaxJobsPerReserve);
   ~ServerSource() override;

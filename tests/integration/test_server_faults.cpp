@@ -119,6 +119,47 @@ TEST_F(ServerFaults, ShmWorkerLostBeforeBeginningItsJobGivesItBack) {
   EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 0);
 }
 
+// A worker runs its jobs in the order they were handed out, and holds the results of short jobs
+// until a ring record is full: one that dies has begun every job up to the one its slot names,
+// though results of some never reached the ring. Those count an attempt ("process died"); only
+// the jobs behind the named one are given back.
+TEST_F(ServerFaults, JobsBeforeTheOneMarkedStartedCountAsBegun) {
+  store->enqueueMany(std::vector<NewJob>(20, job("hostq.noop")));
+  auto server = startServer();
+  TestClient c;
+  ASSERT_TRUE(c.connect(socketPath(), host() + ":5", {}, protocol::Transport::Shm));
+  ASSERT_TRUE(c.usesRing());
+  ASSERT_TRUE(c.reserve(8));
+  std::vector<protocol::JobAssigned> held;
+  for (auto j = c.waitJob(10s); j; j = c.waitJob(0ms)) held.push_back(*j);
+  ASSERT_GE(held.size(), 4u) << "the reply carried one job\n" << stats();
+  // The first reported and acknowledged; the second run, its result never pushed; the third
+  // running; the rest never begun.
+  c.markStarted(held[0].id);
+  ASSERT_TRUE(c.complete(held[0].id));
+  ASSERT_TRUE(c.waitAck(held[0].id, 10s)) << stats();
+  c.markStarted(held[1].id);
+  c.markStarted(held[2].id);
+  c.close();
+  const auto unbegun = static_cast<std::int64_t>(held.size()) - 3;
+  ASSERT_TRUE(waitStats([&](const std::string& s) {
+    return statNumber(s, "jobs_rescheduled_died").value_or(0) == 2 && statNumber(s, "jobs_given_back").value_or(0) == unbegun;
+  }, 20s)) << stats();
+  // Begun: failed as the worker's death, as a job it was running is. Never begun: unlocked, no
+  // attempt.
+  for (std::size_t i = 1; i <= 2; ++i) {
+    ASSERT_TRUE(waitUntil([&] { return !exists(held[i].id); })) << "job " << i << " was not rescheduled";
+    EXPECT_EQ(failedError(held[i].id), "process died") << "job " << i;
+  }
+  for (std::size_t i = 3; i < held.size(); ++i) {
+    const std::string row = "id = " + std::to_string(held[i].id);
+    ASSERT_TRUE(waitUntil([&] { return count(row + " AND locked_by IS NULL AND attempts = 0") == 1; }))
+        << "job " << i << " was not given back";
+  }
+  EXPECT_FALSE(exists(held[0].id));
+  EXPECT_EQ(queryInt("SELECT count(*) FROM failed_jobs"), 2);
+}
+
 // A worker whose jobs are short takes several per request, and asks for more ahead; killed with -9
 // while it runs the first of a reply, that one is an attempt ("process died") and every job it
 // held besides, never begun (queued behind it, or in the reply to the request ahead), is given
@@ -180,7 +221,7 @@ TEST_F(ServerFaults, JobsPerRequestOneTakesOneJobAtATime) {
 }
 
 // A reply of more jobs than one ring record holds goes on in further records (protocol 4): with
-// 300-byte payloads a record holds three jobs, and a worker with short jobs asks for up to 32.
+// 300-byte payloads a record holds three jobs, and a worker with short jobs asks for up to 256.
 // Every job is handed out once (none undelivered and handed out again) and completed.
 TEST_F(ServerFaults, AReplyOfManyJobsGoesOnInFurtherRecords) {
   auto server = startServer();

@@ -111,9 +111,11 @@ bool TestClient::post(const protocol::Message& m) {
   return m_client.send(m).ok();
 }
 
-bool TestClient::reserve() {
+bool TestClient::reserve(std::uint16_t max_jobs) {
   const std::uint64_t seq = m_seq++;
-  const protocol::Message m(protocol::Reserve{seq, 0});
+  protocol::Reserve r{seq, 0};
+  r.max_jobs = max_jobs;
+  const protocol::Message m(r);
   if (m_seg) {
     // Through the ring the client does not see the Reserve; tell it which reply to expect (the
     // reply may still come over the socket).
@@ -134,14 +136,26 @@ std::optional<protocol::JobAssigned> TestClient::pump(std::chrono::milliseconds 
     if (auto* r = std::get_if<protocol::ResultAck>(&m)) m_acked.insert(r->job_ids.begin(), r->job_ids.end());
     return std::nullopt;
   };
+  if (ack == 0 && !m_more.empty()) {
+    auto j = std::move(m_more.front());
+    m_more.pop_front();
+    return j;
+  }
   for (;;) {
     if (m_seg) {
       for (;;) {
         std::size_t len = 0;
         if (m_seg->popReply(std::span<std::byte>(m_buf.data(), m_buf.size()), len) != shm::PopResult::Ok) break;
-        auto msg = protocol::decode(std::span<const std::byte>(m_buf.data(), len));
-        if (!msg.ok()) return std::nullopt;
-        if (auto j = take(msg.value())) return j;
+        // A record holds one frame, or the jobs of one reply frame after frame.
+        std::optional<protocol::JobAssigned> first;
+        for (std::span<const std::byte> rest(m_buf.data(), len); !rest.empty();) {
+          auto frame = protocol::nextFrame(rest);
+          if (!frame.ok()) return std::nullopt;
+          auto msg = protocol::decode(frame.value());
+          if (!msg.ok()) return std::nullopt;
+          if (auto j = take(msg.value())) (first ? m_more.push_back(std::move(*j)) : void(first = std::move(j)));
+        }
+        if (first) return first;
       }
     }
     for (;;) {
@@ -167,6 +181,10 @@ std::optional<protocol::JobAssigned> TestClient::pump(std::chrono::milliseconds 
 }
 
 std::optional<protocol::JobAssigned> TestClient::waitJob(std::chrono::milliseconds timeout) { return pump(timeout); }
+
+void TestClient::markStarted(JobId id) {
+  if (m_seg) m_seg->markStarted(static_cast<std::uint64_t>(id));
+}
 
 bool TestClient::complete(JobId id) { return post(protocol::Message(protocol::Complete{id, m_seq++})); }
 

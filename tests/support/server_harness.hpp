@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <deque>
 #include <set>
 #include <span>
 #include <string>
@@ -83,10 +84,13 @@ class TestClient {
   const std::string& name() const noexcept { return m_name; }
   bool usesRing() const noexcept;
 
-  /// Sends one Reserve (long poll).
-  bool reserve();
-  /// Waits for the answer to the outstanding Reserve; also collects acks meanwhile.
+  /// Sends one Reserve (long poll) for up to `max_jobs` jobs (more than one: through the ring).
+  bool reserve(std::uint16_t max_jobs = 1);
+  /// Waits for the answer to the outstanding Reserve; also collects acks meanwhile. The jobs a
+  /// ring record carries behind the first are returned by the calls that follow, in order.
   std::optional<protocol::JobAssigned> waitJob(std::chrono::milliseconds timeout);
+  /// The slot's startedJob mark, as a worker writes it before running a job.
+  void markStarted(JobId id);
   bool complete(JobId id);
   /// The worker's hot path: the result and the next Reserve in one ring record.
   bool completeAndReserve(JobId id);
@@ -111,6 +115,7 @@ class TestClient {
   std::string m_name;
   std::uint64_t m_seq = 1;
   std::set<JobId> m_acked;
+  std::deque<protocol::JobAssigned> m_more;  ///< jobs behind the first of a record, not yet taken
   std::vector<std::byte> m_buf;
 };
 

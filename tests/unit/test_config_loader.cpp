@@ -114,7 +114,7 @@ workers:
   EXPECT_EQ(s.workers[1].config.max_priority, hostq::kMaxPriority);
   EXPECT_FALSE(s.workers[1].builtin_handlers);
   EXPECT_EQ(s.workers[1].nice, 5);
-  EXPECT_EQ(s.workers[1].jobs_per_request, 32);
+  EXPECT_EQ(s.workers[1].jobs_per_request, 256);
 }
 
 TEST(ConfigLoader, ExtraKeysPassThroughAndTakePartInGrouping) {
@@ -229,8 +229,8 @@ TEST(ConfigLoader, RefusesBadWorkerValues) {
       {"- builtin_handlers: maybe", "workers[0].builtin_handlers: must be true or false"},
       {"- nice: 20", "workers[0].nice: must be between 0 and 19"},
       {"- nice: -1", "workers[0].nice: must be between 0 and 19"},
-      {"- jobs_per_request: 0", "workers[0].jobs_per_request: must be between 1 and 32"},
-      {"- jobs_per_request: 33", "workers[0].jobs_per_request: must be between 1 and 32"},
+      {"- jobs_per_request: 0", "workers[0].jobs_per_request: must be between 1 and 256"},
+      {"- jobs_per_request: 257", "workers[0].jobs_per_request: must be between 1 and 256"},
       {"- shard: [1, 2]", "workers[0].shard: extra worker keys must be single values"},
       {"- shard: {a: 1}", "workers[0].shard: extra worker keys must be single values"},
       {"- shard:", "workers[0].shard: extra worker keys must be single values"},

@@ -157,6 +157,34 @@ TEST_F(ShmWake, RequestWakesSleepingServer) {
   EXPECT_EQ(worker->counters().futexWakes, 1u);
 }
 
+// A server asleep that has not run since a worker rang is not rung again: the doorbell already
+// moved past the value its FUTEX_WAIT compares against (sleepDoorbell). Once it sleeps on the new
+// value, the next push rings again. The server here is a raw header, so it never wakes between.
+TEST_F(ShmWake, ASleepingServerIsRungOncePerSleepNotOncePerPush) {
+  test::ShmRawView raw(server->fd());
+  SegmentHeader& h = raw.header();
+  auto sleepOnCurrentDoorbell = [&] {
+    h.sleepDoorbell.store(h.doorbell.load());
+    h.serverSleeping.store(1);
+  };
+  sleepOnCurrentDoorbell();
+  const std::uint32_t before = h.doorbell.load();
+  std::uint64_t v = 7;
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(worker->pushRequest(std::as_bytes(std::span(&v, 1))), PushResult::Ok);
+  EXPECT_EQ(worker->counters().futexWakes, 1u);
+  EXPECT_EQ(h.doorbell.load(), before + 1);
+  worker->nudgeServer();
+  EXPECT_EQ(worker->counters().futexWakes, 1u) << "a nudge rang a server already rung";
+
+  sleepOnCurrentDoorbell();
+  ASSERT_EQ(worker->pushRequest(std::as_bytes(std::span(&v, 1))), PushResult::Ok);
+  EXPECT_EQ(worker->counters().futexWakes, 2u);
+  // And the server that wakes finds it all: one Ready, the requests pending.
+  h.serverSleeping.store(0);
+  EXPECT_EQ(server->waitForWork(5s), WaitOutcome::Ready);
+  EXPECT_TRUE(server->anyRequestPending());
+}
+
 TEST_F(ShmWake, WaitForReplyTimesOut) {
   EXPECT_EQ(worker->waitForReply(20ms), WaitOutcome::TimedOut);
 }
