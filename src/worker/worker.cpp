@@ -50,6 +50,10 @@ struct Worker::Impl {
   std::unique_ptr<worker::JobSource> source;
   std::atomic<bool> stop{false};
   std::atomic<JobId> running{0};
+  /// TERM or INT received (the signal number), stored before the watcher reads `running`: a
+  /// job the main thread took just before, and had not yet marked running, is aborted by the
+  /// main thread itself (below), not run to its end.
+  std::atomic<int> aborting{0};
   std::atomic<std::uint64_t> jobs_run{0};
   std::optional<SignalPipe> signals;  ///< read by `watcher`, outside signal context
   std::thread watcher;
@@ -88,6 +92,7 @@ struct Worker::Impl {
       // TERM / INT: abort the running job (an attempt) and exit now. The interrupt comes first:
       // the source is the main thread's while it waits for a job, and this lets it go.
       stop = true;
+      aborting = sig;
       interrupt();
       const JobId job = running.load();
       if (job != 0 && source->abortRunning(job, std::string("worker received ") + strsignal(sig))) {
@@ -267,6 +272,13 @@ struct Worker::Impl {
         continue;
       }
       running = job.id;
+      if (const int sig = aborting.load(); sig != 0) {
+        // TERM came between next() and the line above: the watcher saw no job running. The job
+        // was handed to us and marked begun, so it is an attempt, as one TERM aborts.
+        source->report(JobResult::failed(job.id, std::string("worker received ") + strsignal(sig)));
+        running = 0;
+        break;
+      }
       JobResult r;
       if (job.expires_at && *job.expires_at <= nowUtc()) {
         r = judge(job, Outcome::failure("job has expired"));
