@@ -647,6 +647,9 @@ bool ServerSource::abortRunning(JobId job, const std::string& error) noexcept {
     // that report (and the server may already have handed the worker its next job).
     if (m_impl->in_hand != job) return false;
     if (!m_impl->client.connected()) return true;  // the server requeues it when it sees us gone
+    // The results of the jobs before it first: held unpushed, they would be lost with us, and
+    // the server would count those jobs as begun and unreported (an attempt, run again).
+    if (m_impl->seg) (void)m_impl->flushHeld();
     (void)m_impl->client.send(protocol::toResultFrame(JobResult::failed(job, error), 0));
   } catch (...) {
   }

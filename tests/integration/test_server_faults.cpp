@@ -203,6 +203,38 @@ TEST_F(ServerFaults, WorkerKilledWithJobsQueuedBehindItsOwnGivesThemBack) {
   for (const auto& [id, workers] : appendLog(file)) EXPECT_EQ(workers.size(), 1u) << "job " << id << " ran twice";
 }
 
+// TERM aborts the running job (an attempt). The results of the short jobs the worker ran before it
+// from the same ring record, held in its request record, go to the server first: those jobs are
+// done, not counted as begun by a dying worker and run again.
+TEST_F(ServerFaults, TermPushesTheResultsItHeldBeforeAbortingTheRunningJob) {
+  auto server = startServer();
+  // Enough short jobs first that the worker's measure of its jobs asks for many per request
+  // (the first, cold, can take tens of µs: alone it would ask for two or three).
+  store->enqueueMany(std::vector<NewJob>(200, job("hostq.noop")));
+  auto w = startWorker();
+  ASSERT_TRUE(waitUntil([&] { return count("true") == 0; }, 20s)) << w.log();
+  ASSERT_TRUE(waitStats(statIs("workers_waiting", 1))) << w.log();
+  // In claim order (one priority, so by id): three short jobs, the blocker, then more short ones,
+  // so that the blocker comes in the same ring record as the first three, queued behind them.
+  NewJob blocker = job("hostq.sleep");
+  blocker.payload = "60000";
+  std::vector<NewJob> jobs(3, job("hostq.noop"));
+  jobs.push_back(blocker);
+  jobs.insert(jobs.end(), 16, job("hostq.noop"));
+  const auto ids = store->enqueueMany(jobs);
+  ASSERT_EQ(ids.size(), jobs.size());
+  ASSERT_TRUE(waitUntil([&] { return sleepingInHandler(w.pid()); }, 20s)) << "the blocker never began\n" << w.log();
+  w.signal(SIGTERM);
+  ASSERT_TRUE(w.wait(20s)) << w.log();
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(waitUntil([&] { return !exists(ids[i].id); })) << "short job " << i << " was not completed\n" << stats();
+    EXPECT_EQ(failedError(ids[i].id), "") << "short job " << i << " was counted as begun by a dying worker";
+  }
+  ASSERT_TRUE(waitUntil([&] { return !exists(ids[3].id); })) << "the blocker was not rescheduled";
+  EXPECT_NE(failedError(ids[3].id).find("worker received"), std::string::npos) << failedError(ids[3].id);
+  EXPECT_EQ(stat("jobs_rescheduled_died"), 0) << stats();
+}
+
 // `jobs_per_request: 1` (flag --jobs-per-request) keeps a worker at one job per request, however
 // short its jobs; by default a worker with short jobs takes several.
 TEST_F(ServerFaults, JobsPerRequestOneTakesOneJobAtATime) {
