@@ -15,7 +15,9 @@ namespace hostq::shm {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31'4d'48'53'51'54'53'48;  // "HSTQSHM1" (LE)
 /// Bump on any change of field order, width or meaning in this file.
-/// 2: multi-frame request records, pending flags; 3: startedJob, multi-frame reply records.
+/// 2: multi-frame request records, pending flags; 3: startedJob, multi-frame reply records;
+/// 4: the request ring of 128 records, both capacities in the header; 5: the reply ring of 64
+/// records, sleepDoorbell.
 inline constexpr std::uint32_t kLayoutVersion = 5;
 
 /// Two cache lines: the adjacent-line prefetcher pulls lines in 128-byte pairs, so a hot word
@@ -26,10 +28,12 @@ inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint32_t kMaxSlotCount = 4096;  // slots a segment may have
 inline constexpr std::uint32_t kPendingWords = kMaxSlotCount / 64;
 
-/// Records per slot and direction. The request ring is the larger: a worker running the jobs of
-/// a reply of several (and of the one it asked for ahead) pushes a result record per job, up to
-/// 2 × 32 of them, before the server next visits its slot (which it must, to answer it); 128
-/// never fills then, and a full ring would send results over the socket.
+/// Records per slot and direction. A worker running the jobs of a reply of several (and of the
+/// one it asked for ahead), up to 2 × 256, packs their results about nine to a record (one
+/// record per reply record's jobs) before the server next visits its slot (which it must, to
+/// answer it): ~60 records, so 128 never fills then, and a full ring would send results over
+/// the socket. The reply ring holds two replies of at most 24 records each and the 4 kept for
+/// acks (docs/shm-layout.md).
 inline constexpr std::uint32_t kRequestRingCapacity = 128;
 inline constexpr std::uint32_t kReplyRingCapacity = 64;
 static_assert((kRequestRingCapacity & (kRequestRingCapacity - 1)) == 0, "index masking needs a power of two");
